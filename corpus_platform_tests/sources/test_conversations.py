@@ -1,0 +1,144 @@
+"""read_conversations: chat-log lines become examples keyed by interaction_id; bad lines are quarantined."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from corpus_platform.schema import example_id
+from corpus_platform.sources.conversations import read_conversations
+
+FULL = {
+    "interaction_id": "i-1",
+    "session_id": "s-1",
+    "user_id": "u-1",
+    "timestamp": "2024-05-01T10:00:00+02:00",
+    "user_message": "How do I reset my password?",
+    "bot_response": "Click 'Forgot password'.",
+    "model_version": "bot-2024-04",
+    "system_prompt": "You are a support bot.",
+    "feedback": {"kind": "edit", "text": "Click 'Forgot password' on the login page.", "comment": "more precise"},
+}
+
+
+def line(**overrides):
+    rec = {k: v for k, v in FULL.items() if k not in ("system_prompt", "feedback")}
+    rec.update(overrides)
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def by_id(batch) -> dict[str, dict]:
+    return {r["source_id"]: {**r, "metadata": json.loads(r["metadata"])} for r in batch.examples.iter_rows(named=True)}
+
+
+def quarantined(batch) -> list[tuple[str, int, str]]:
+    return [(r["file"], r["line"], r["reason"]) for r in batch.quarantine.sort("file", "line").iter_rows(named=True)]
+
+
+def test_full_interaction(landing, day, write):
+    write("logs/chat.jsonl", [FULL])
+    batch = read_conversations(landing, day)
+    assert batch.quarantine.height == 0 and batch.files == ["logs/chat.jsonl"]
+    row = by_id(batch)["i-1"]
+    assert row["source"] == "conversations" and row["date"] == day
+    assert row["example_id"] == example_id("conversations", "i-1")
+    assert row["messages"] == [
+        {"role": "system", "content": "You are a support bot."},
+        {"role": "user", "content": "How do I reset my password?"},
+        {"role": "assistant", "content": "Click 'Forgot password'."},
+    ]
+    assert row["metadata"] == {
+        "session_id": "s-1",
+        "user_id": "u-1",
+        "author": "u-1",
+        "created_at": "2024-05-01T08:00:00+00:00",
+        "model_version": "bot-2024-04",
+        "feedback": FULL["feedback"],
+        "file": "logs/chat.jsonl",
+        "line": 1,
+    }
+
+
+def test_minimal_and_aliases(landing, day, write):
+    write("a.jsonl.gz", [
+        line(),
+        {"interaction_id": 42, "conversation_id": "s-9", "user_id": 7, "ts": "2024-05-01 09:30:00",
+         "prompt": "hi", "response": "hello", "model": "m1", "feedback": "thumbs_up", "channel": "web"},
+        {"interaction_id": "i-3", "created_at": "2024-05-01T09:00:00Z", "user": "q", "assistant": "a"},
+        {"interaction_id": "i-4", "timestamp": "2024-05-01T09:00:00Z", "input": "q", "bot_message": "a", "system_prompt": ""},
+        {"interaction_id": "i-5", "timestamp": "2024-05-01T09:00:00Z", "user_message": "q", "output": "a"},
+    ])
+    batch = read_conversations(landing, day)
+    assert batch.quarantine.height == 0
+    got = by_id(batch)
+    assert got["i-1"]["messages"] == [{"role": "user", "content": FULL["user_message"]},
+                                      {"role": "assistant", "content": FULL["bot_response"]}]
+    assert got["i-1"]["metadata"]["feedback"] is None
+    assert got["42"]["messages"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert got["42"]["metadata"] == {
+        "session_id": "s-9", "user_id": "7", "author": "7", "created_at": "2024-05-01T09:30:00+00:00",
+        "model_version": "m1", "feedback": "thumbs_up", "channel": "web", "file": "a.jsonl.gz", "line": 2,
+    }
+    assert got["i-3"]["metadata"]["created_at"] == "2024-05-01T09:00:00+00:00"
+    assert got["i-3"]["metadata"]["session_id"] is None and got["i-3"]["metadata"]["model_version"] is None
+    assert got["i-3"]["messages"][1] == {"role": "assistant", "content": "a"}
+    assert [m["role"] for m in got["i-4"]["messages"]] == ["user", "assistant"]  # an empty system prompt adds no turn
+    assert got["i-5"]["messages"][1]["content"] == "a"
+
+
+def test_empty_texts_pass(landing, day, write):
+    write("e.jsonl", [line(user_message="", bot_response="")])
+    assert by_id(read_conversations(landing, day))["i-1"]["messages"] == [
+        {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]
+
+
+BAD_LINES = [
+    (line(interaction_id=...), "missing interaction_id"),
+    (line(interaction_id=""), "missing interaction_id"),
+    (line(user_message=...), "missing field 'user_message'"),
+    (line(bot_response=...), "missing field 'bot_response'"),
+    (line(bot_response=["a"]), "wrong type: 'bot_response' is array, expected string"),
+    (line(user_message=None), "wrong type: 'user_message' is null, expected string"),
+    (line(system_prompt=3), "wrong type: 'system_prompt' is number, expected string"),
+    (line(timestamp="yesterday"), "unparseable timestamp"),
+    (line(timestamp=...), "missing field 'timestamp'"),
+    (line(timestamp=1714550400), "wrong type: 'timestamp' is number, expected string"),
+    (line(interaction_id="i-0"), "duplicate interaction_id (first at chat.jsonl:1)"),
+    ('{"interaction_id": "i-2", ', "invalid JSON: Expecting property name enclosed in double quotes"),
+    (b'{"interaction_id": "i-2", "user_message": "\xff"}', "invalid UTF-8"),
+    ('"just a string"', "record is not a JSON object but string"),
+]
+
+
+@pytest.mark.parametrize("bad,reason", BAD_LINES, ids=[r for _, r in BAD_LINES])
+def test_bad_line_is_quarantined_and_the_rest_still_read(landing, day, write, bad, reason):
+    write("chat.jsonl", [line(interaction_id="i-0"), bad, line(interaction_id="i-9")])
+    batch = read_conversations(landing, day)
+    assert quarantined(batch) == [("chat.jsonl", 2, reason)]
+    assert batch.examples["source_id"].to_list() == ["i-0", "i-9"]
+
+
+def test_duplicates_across_files_keep_the_first_in_file_order(landing, day, write):
+    write("b.jsonl", [line(user_message="second")])
+    write("a.jsonl", [line(user_message="first")])
+    batch = read_conversations(landing, day)
+    assert quarantined(batch) == [("b.jsonl", 1, "duplicate interaction_id (first at a.jsonl:1)")]
+    assert by_id(batch)["i-1"]["messages"][0]["content"] == "first"
+
+
+def test_broken_gzip(landing, day, write):
+    lines = [json.dumps(line(interaction_id=f"i-{n}", user_message="x" * n)) for n in range(400)]
+    data = gzip.compress("\n".join(lines).encode(), mtime=0)
+    (landing / "cut.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])
+    (landing / "empty.jsonl.gz").write_bytes(b"")
+    (landing / "notes.txt").write_text("hello")
+    batch = read_conversations(landing, day)
+    assert quarantined(batch) == [
+        ("cut.jsonl.gz", 0, "truncated gzip file"),
+        ("empty.jsonl.gz", 0, "empty gzip file"),
+        ("notes.txt", 0, "unsupported file type"),
+    ]
+    assert 0 < batch.examples.height < 400
+    assert batch.examples["source_id"][0] == "i-0"
