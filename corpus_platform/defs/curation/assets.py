@@ -1,0 +1,154 @@
+"""The curation stages. Each partitioned stage reads its upstream partition from the warehouse,
+runs a plain-Python unit (corpus_platform.curation.*), and replaces its own partition and its
+decision rows in one transaction."""
+
+from typing import Callable
+
+import dagster as dg
+import duckdb as duckdb_lib
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from corpus_platform.curation.decisions import KEPT, decision_rows
+from corpus_platform.curation.dedup import dedup_exact, with_content_hash
+from corpus_platform.curation.exports import write_exports
+from corpus_platform.curation.filters import apply_filters
+from corpus_platform.curation.normalize import normalize_messages
+from corpus_platform.curation.scoring import score_examples
+from corpus_platform.curation.splits import assign_splits
+from corpus_platform.defs.curation.resources import CurationSettings
+from corpus_platform.defs.ingest.assets import raw_examples
+from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
+from corpus_platform.defs.resources import CorpusHome, warehouse
+from corpus_platform.schema import utcnow
+from corpus_platform.warehouse import query, read_partition, replace_rows
+
+Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def _decision_summary(decisions: pl.DataFrame) -> str:
+    counts = decisions.group_by("decision", "rule").len().sort("decision", "rule", nulls_last=True)
+    rows = [f"| {d} | {r or '-'} | {n} |" for d, r, n in counts.iter_rows()]
+    return "\n".join(["| decision | rule | examples |", "|---|---|---|", *rows])
+
+
+def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, stage: str, compute: Compute,
+               extra_metadata: Callable[[pl.DataFrame], dict] | None = None) -> dg.MaterializeResult:
+    day, source = partition_of(context)
+    with warehouse(duckdb) as con:
+        incoming = read_partition(con, upstream, day, source)
+        kept, decisions = compute(incoming, con)
+        replace_rows(con, [
+            (table, kept, "date = ? AND source = ?", [day, source]),
+            ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
+        ])
+    dropped = incoming.height - kept.height
+    context.log.info(f"{stage} {source} {day}: {incoming.height} in, {kept.height} kept, {dropped} dropped")
+    metadata = {
+        "dagster/row_count": kept.height,
+        "input_rows": incoming.height,
+        "dropped_rows": dropped,
+        "decisions": dg.MetadataValue.md(_decision_summary(decisions)),
+    }
+    metadata.update(extra_metadata(kept) if extra_metadata else {})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+_partitioned = dict(partitions_def=corpus_partitions, group_name="curation", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"})
+
+
+@dg.asset(deps=[raw_examples], description="Normalized (NFKC, whitespace) examples that pass the basic filters.", **_partitioned)
+def filtered_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
+    settings = curation.filters()
+    return _run_stage(context, duckdb, upstream="raw_examples", table="filtered_examples", stage="filter",
+                      compute=lambda df, con: apply_filters(normalize_messages(df), settings))
+
+
+@dg.asset(deps=[filtered_examples], description="Exact duplicates (SHA-256 of normalized text) removed, within the day and against every other kept partition.", **_partitioned)
+def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    day, source = partition_of(context)
+
+    def compute(df: pl.DataFrame, con) -> tuple[pl.DataFrame, pl.DataFrame]:
+        hashed = with_content_hash(df)
+        con.register("_mine", hashed.select("content_hash").unique().to_arrow())
+        try:  # the index rows for this day's hashes only: work proportional to the day
+            index = query(con, """
+                SELECT d.content_hash, d.example_id FROM corpus.deduplicated_examples d
+                JOIN _mine USING (content_hash) WHERE NOT (d.date = ? AND d.source = ?)
+            """, [day, source])
+        finally:
+            con.unregister("_mine")
+        return dedup_exact(hashed, index)
+
+    return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup", compute=compute)
+
+
+@dg.asset(deps=[deduplicated_examples], description="Heuristic quality score 1-10 with its components; examples below min_quality are rejected.", **_partitioned)
+def scored_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
+    settings = curation.scoring()
+
+    return _run_stage(
+        context, duckdb, upstream="deduplicated_examples", table="scored_examples", stage="score",
+        compute=lambda df, con: score_examples(df, settings),
+        extra_metadata=lambda kept: {"mean_quality": float(kept["quality_score"].mean() or 0.0)},
+    )
+
+
+_SPLIT_COLUMNS = ["example_id", "source", "date", "split", "group_key", "quality_score", "content_hash"]
+
+
+@dg.asset(
+    deps=[scored_examples], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
+    description="Every scored example of every partition assigned to train/val/test by a hash of its thread/session group.",
+)
+def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
+    with warehouse(duckdb) as con:
+        scored = query(con, "SELECT example_id, source, date, metadata, quality_score, content_hash FROM corpus.scored_examples")
+        split = assign_splits(scored, curation.splits())
+        decisions = decision_rows(split, stage="split", decision=KEPT, rule=pl.col("split"), score=pl.col("quality_score"))
+        replace_rows(con, [
+            ("dataset_splits", split.select(_SPLIT_COLUMNS), "TRUE", []),
+            ("decisions", decisions, "stage = ?", ["split"]),
+        ])
+    counts = {s: int(split.filter(pl.col("split") == s).height) for s in ("train", "val", "test")}
+    mix = split.group_by("source", "split").len().sort("source", "split")
+    mix_md = "\n".join(["| source | split | examples |", "|---|---|---|", *[f"| {a} | {b} | {n} |" for a, b, n in mix.iter_rows()]])
+    context.log.info(f"splits: {counts}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": split.height,
+        **{f"{s}_rows": n for s, n in counts.items()},
+        "groups": split["group_key"].n_unique(),
+        "source_mix": dg.MetadataValue.md(mix_md),
+    })
+
+
+@dg.asset(
+    deps=[dataset_splits], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "json"},
+    description="OpenAI chat JSONL and Alpaca JSON per split under exports/<version>/, with a manifest of counts and hashes.",
+)
+def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome) -> dg.MaterializeResult:
+    exports_root = corpus_home.layout.exports
+    with warehouse(duckdb) as con:
+        df = query(con, """
+            SELECT s.example_id, s.split, s.content_hash, e.messages
+            FROM corpus.dataset_splits s JOIN corpus.scored_examples e USING (example_id, source, date)
+        """)
+        manifest = write_exports(df, exports_root)
+        version = manifest["version"]
+        files = pl.DataFrame(manifest["files"]).with_columns(
+            pl.lit(version).alias("export_version"),
+            (pl.lit(str(exports_root / version) + "/") + pl.col("path")).alias("path"),
+            pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("created_at"),
+        )
+        replace_rows(con, [("export_files", files, "export_version = ?", [version])])
+    context.log.info(f"export {version}: {manifest['counts']}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(manifest["counts"].values()),
+            "export_version": version,
+            "path": dg.MetadataValue.path(str(exports_root / version)),
+            **{f"{s}_rows": n for s, n in manifest["counts"].items()},
+            "files": dg.MetadataValue.json(manifest["files"]),
+        },
+        data_version=dg.DataVersion(version),
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from corpus_platform.demo.run import main
+
+sys.exit(main())
