@@ -184,6 +184,9 @@ def read_landing(folder: Path, day: date, source: str, parse: Parser) -> SourceB
         quarantine.append(quarantine_row(source=source, day=day, file=rel, line=line, reason=reason, raw=raw))
 
     for path, rel in landing_files(folder) if folder.is_dir() else []:
+        # Relative to the source's landing root (`<date>/<file>`): the same file name on another day is
+        # another input, so its records must get other source ids.
+        rel = f"{folder.name}/{rel}"
         if not rel.endswith(SUPPORTED):
             reject(rel, 0, "unsupported file type", "")
             continue

@@ -1,4 +1,8 @@
-"""Fixtures for the file-based sources: a dated landing folder and a writer for JSON(L)/gzip files."""
+"""Fixtures for the file-based sources: a dated landing folder and a writer for JSON(L)/gzip files.
+
+The landing folder is `<landing root>/<YYYY-MM-DD>` as in production, so the paths the readers report
+(files, quarantine `file`, metadata `file`, public source ids) start with that partition folder name.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ def day() -> date:
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    folder = tmp_path / "landing" / "2024-05-01"
+def landing(tmp_path: Path, day: date) -> Path:
+    """The partition folder of `day` (named 2024-05-01) under a source's landing root."""
+    folder = tmp_path / "landing" / day.isoformat()
     folder.mkdir(parents=True)
     return folder
 
@@ -34,10 +39,11 @@ def _line(item: Any) -> bytes:
 @pytest.fixture
 def write(landing: Path) -> Callable[..., Path]:
     """write(name, items): JSONL when items is a list (dicts dumped, str/bytes written raw), a JSON document
-    otherwise (bytes written raw); gzip-compressed when name ends with .gz."""
+    otherwise (bytes written raw); gzip-compressed when name ends with .gz. Written into `landing` unless
+    `folder` names another partition folder (created if missing)."""
 
-    def _write(name: str, items: Any) -> Path:
-        path = landing / name
+    def _write(name: str, items: Any, folder: Path | None = None) -> Path:
+        path = (landing if folder is None else folder) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if name.removesuffix(".gz").endswith(".jsonl"):
             data = b"\n".join(_line(i) for i in items) + b"\n"

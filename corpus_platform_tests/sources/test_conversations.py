@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import date
 
 import pytest
 
@@ -40,7 +41,7 @@ def quarantined(batch) -> list[tuple[str, int, str]]:
 def test_full_interaction(landing, day, write):
     write("logs/chat.jsonl", [FULL])
     batch = read_conversations(landing, day)
-    assert batch.quarantine.height == 0 and batch.files == ["logs/chat.jsonl"]
+    assert batch.quarantine.height == 0 and batch.files == ["2024-05-01/logs/chat.jsonl"]
     row = by_id(batch)["i-1"]
     assert row["source"] == "conversations" and row["date"] == day
     assert row["example_id"] == example_id("conversations", "i-1")
@@ -56,7 +57,7 @@ def test_full_interaction(landing, day, write):
         "created_at": "2024-05-01T08:00:00+00:00",
         "model_version": "bot-2024-04",
         "feedback": FULL["feedback"],
-        "file": "logs/chat.jsonl",
+        "file": "2024-05-01/logs/chat.jsonl",
         "line": 1,
     }
 
@@ -79,7 +80,7 @@ def test_minimal_and_aliases(landing, day, write):
     assert got["42"]["messages"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     assert got["42"]["metadata"] == {
         "session_id": "s-9", "user_id": "7", "author": "7", "created_at": "2024-05-01T09:30:00+00:00",
-        "model_version": "m1", "feedback": "thumbs_up", "channel": "web", "file": "a.jsonl.gz", "line": 2,
+        "model_version": "m1", "feedback": "thumbs_up", "channel": "web", "file": "2024-05-01/a.jsonl.gz", "line": 2,
     }
     assert got["i-3"]["metadata"]["created_at"] == "2024-05-01T09:00:00+00:00"
     assert got["i-3"]["metadata"]["session_id"] is None and got["i-3"]["metadata"]["model_version"] is None
@@ -105,7 +106,7 @@ BAD_LINES = [
     (line(timestamp="yesterday"), "unparseable timestamp"),
     (line(timestamp=...), "missing field 'timestamp'"),
     (line(timestamp=1714550400), "wrong type: 'timestamp' is number, expected string"),
-    (line(interaction_id="i-0"), "duplicate interaction_id (first at chat.jsonl:1)"),
+    (line(interaction_id="i-0"), "duplicate interaction_id (first at 2024-05-01/chat.jsonl:1)"),
     ('{"interaction_id": "i-2", ', "invalid JSON: Expecting property name enclosed in double quotes"),
     (b'{"interaction_id": "i-2", "user_message": "\xff"}', "invalid UTF-8"),
     ('"just a string"', "record is not a JSON object but string"),
@@ -116,7 +117,7 @@ BAD_LINES = [
 def test_bad_line_is_quarantined_and_the_rest_still_read(landing, day, write, bad, reason):
     write("chat.jsonl", [line(interaction_id="i-0"), bad, line(interaction_id="i-9")])
     batch = read_conversations(landing, day)
-    assert quarantined(batch) == [("chat.jsonl", 2, reason)]
+    assert quarantined(batch) == [("2024-05-01/chat.jsonl", 2, reason)]
     assert batch.examples["source_id"].to_list() == ["i-0", "i-9"]
 
 
@@ -124,8 +125,24 @@ def test_duplicates_across_files_keep_the_first_in_file_order(landing, day, writ
     write("b.jsonl", [line(user_message="second")])
     write("a.jsonl", [line(user_message="first")])
     batch = read_conversations(landing, day)
-    assert quarantined(batch) == [("b.jsonl", 1, "duplicate interaction_id (first at a.jsonl:1)")]
+    assert quarantined(batch) == [("2024-05-01/b.jsonl", 1, "duplicate interaction_id (first at 2024-05-01/a.jsonl:1)")]
     assert by_id(batch)["i-1"]["messages"][0]["content"] == "first"
+
+
+def test_interaction_id_keeps_its_example_id_across_days(landing, day, write):
+    # unlike a public record's position, interaction_id is a global identity: the day folder does not enter it
+    next_day = date(2024, 5, 2)
+    other = landing.parent / next_day.isoformat()
+    write("chat.jsonl", [line()])
+    write("chat.jsonl", [line(feedback={"kind": "thumbs_up"})], folder=other)
+    one = read_conversations(landing, day)
+    two = read_conversations(other, next_day)
+    assert one.quarantine.height == 0 and two.quarantine.height == 0
+    assert one.files == ["2024-05-01/chat.jsonl"] and two.files == ["2024-05-02/chat.jsonl"]
+    first, second = by_id(one)["i-1"], by_id(two)["i-1"]
+    assert first["metadata"]["file"] == "2024-05-01/chat.jsonl" and second["metadata"]["file"] == "2024-05-02/chat.jsonl"
+    assert first["example_id"] == second["example_id"] == example_id("conversations", "i-1")
+    assert first["date"] == day and second["date"] == next_day
 
 
 def test_broken_gzip(landing, day, write):
@@ -136,9 +153,9 @@ def test_broken_gzip(landing, day, write):
     (landing / "notes.txt").write_text("hello")
     batch = read_conversations(landing, day)
     assert quarantined(batch) == [
-        ("cut.jsonl.gz", 0, "truncated gzip file"),
-        ("empty.jsonl.gz", 0, "empty gzip file"),
-        ("notes.txt", 0, "unsupported file type"),
+        ("2024-05-01/cut.jsonl.gz", 0, "truncated gzip file"),
+        ("2024-05-01/empty.jsonl.gz", 0, "empty gzip file"),
+        ("2024-05-01/notes.txt", 0, "unsupported file type"),
     ]
     assert 0 < batch.examples.height < 400
     assert batch.examples["source_id"][0] == "i-0"

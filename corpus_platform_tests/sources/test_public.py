@@ -45,23 +45,35 @@ def test_alpaca(landing, day, write):
     ])
     batch = read_public(landing, day)
     got = rows(batch)
-    assert batch.quarantine.height == 0 and batch.files == ["alpaca.jsonl"]
-    first = got["alpaca.jsonl:1"]
+    assert batch.quarantine.height == 0 and batch.files == ["2024-05-01/alpaca.jsonl"]
+    first = got["2024-05-01/alpaca.jsonl:1"]
     assert first["messages"] == [u("Add.\n\n2 and 3"), a("5")]
-    assert first["metadata"] == {"format": "alpaca", "file": "alpaca.jsonl", "line": 1}
+    assert first["metadata"] == {"format": "alpaca", "file": "2024-05-01/alpaca.jsonl", "line": 1}
     assert first["source"] == "public" and first["date"] == day
-    assert first["example_id"] == example_id("public", "alpaca.jsonl:1")
+    assert first["example_id"] == example_id("public", "2024-05-01/alpaca.jsonl:1")
     # extra fields land in metadata; one named like ours is kept under record_<name>
-    assert got["alpaca.jsonl:2"]["messages"] == [u("Say hi."), a("hi")]
-    assert got["alpaca.jsonl:2"]["metadata"] == {"format": "alpaca", "file": "alpaca.jsonl", "line": 2, "id": 7, "record_line": "x"}
-    assert got["alpaca.jsonl:3"]["messages"] == [s("You are terse."), u("Be brief."), a("ok")]
+    assert got["2024-05-01/alpaca.jsonl:2"]["messages"] == [u("Say hi."), a("hi")]
+    assert got["2024-05-01/alpaca.jsonl:2"]["metadata"] == {"format": "alpaca", "file": "2024-05-01/alpaca.jsonl", "line": 2, "id": 7, "record_line": "x"}
+    assert got["2024-05-01/alpaca.jsonl:3"]["messages"] == [s("You are terse."), u("Be brief."), a("ok")]
 
 
-def test_example_id_is_stable_across_days(landing, write):
-    write("alpaca.jsonl", [{"instruction": "i", "input": "", "output": "o"}])
-    one = read_public(landing, date(2024, 5, 1)).examples
-    two = read_public(landing, date(2024, 6, 1)).examples
-    assert one["example_id"].to_list() == two["example_id"].to_list() == [example_id("public", "alpaca.jsonl:1")]
+def test_same_file_name_on_another_day_is_another_input(landing, day, write):
+    # a public record has no identity of its own: its position names it, and that includes the partition folder
+    next_day = date(2024, 5, 2)
+    other = landing.parent / next_day.isoformat()
+    write("alpaca.jsonl", [{"instruction": "day one", "input": "", "output": "o"}])
+    write("alpaca.jsonl", [{"instruction": "day two", "input": "", "output": "o"}], folder=other)
+    one = read_public(landing, day).examples
+    two = read_public(other, next_day).examples
+    assert one["source_id"].to_list() == ["2024-05-01/alpaca.jsonl:1"]
+    assert two["source_id"].to_list() == ["2024-05-02/alpaca.jsonl:1"]
+    assert one["example_id"].to_list() == [example_id("public", "2024-05-01/alpaca.jsonl:1")]
+    assert two["example_id"].to_list() == [example_id("public", "2024-05-02/alpaca.jsonl:1")]
+    assert one["example_id"][0] != two["example_id"][0]
+    # reading the same partition folder again (a rerun, a backfill) gives the same ids
+    again = read_public(landing, day).examples
+    assert again["source_id"].to_list() == one["source_id"].to_list()
+    assert again["example_id"].to_list() == one["example_id"].to_list()
 
 
 def test_dolly(landing, day, write):
@@ -70,9 +82,9 @@ def test_dolly(landing, day, write):
         {"instruction": "Why?", "context": "", "response": "Because.", "category": "open_qa"},
     ])
     got = rows(read_public(landing, day))
-    assert got["dolly.jsonl:1"]["messages"] == [u("Summarise.\n\nLong text."), a("Short.")]
-    assert got["dolly.jsonl:1"]["metadata"] == {"format": "dolly", "file": "dolly.jsonl", "line": 1, "category": "summarization"}
-    assert got["dolly.jsonl:2"]["messages"] == [u("Why?"), a("Because.")]
+    assert got["2024-05-01/dolly.jsonl:1"]["messages"] == [u("Summarise.\n\nLong text."), a("Short.")]
+    assert got["2024-05-01/dolly.jsonl:1"]["metadata"] == {"format": "dolly", "file": "2024-05-01/dolly.jsonl", "line": 1, "category": "summarization"}
+    assert got["2024-05-01/dolly.jsonl:2"]["messages"] == [u("Why?"), a("Because.")]
 
 
 def test_dolly_rendered_with_the_alpaca_template(landing, day, write):
@@ -86,11 +98,11 @@ def test_dolly_rendered_with_the_alpaca_template(landing, day, write):
         {"prompt": "Just a question?", "answer": "Just an answer."},
     ])
     got = rows(read_public(landing, day))
-    assert got["d.jsonl:1"]["messages"] == [u("Why is the sky blue?"), a("Rayleigh.")]
-    assert got["d.jsonl:1"]["metadata"] == {"format": "dolly", "file": "d.jsonl", "line": 1, "template": "alpaca"}
-    assert got["d.jsonl:2"]["messages"] == [u("Extract names.\n\nAnn met Bob.\n\nThen left."), a("Ann, Bob")]
-    assert got["d.jsonl:3"]["messages"] == [u("Just a question?"), a("Just an answer.")]
-    assert "template" not in got["d.jsonl:3"]["metadata"]
+    assert got["2024-05-01/d.jsonl:1"]["messages"] == [u("Why is the sky blue?"), a("Rayleigh.")]
+    assert got["2024-05-01/d.jsonl:1"]["metadata"] == {"format": "dolly", "file": "2024-05-01/d.jsonl", "line": 1, "template": "alpaca"}
+    assert got["2024-05-01/d.jsonl:2"]["messages"] == [u("Extract names.\n\nAnn met Bob.\n\nThen left."), a("Ann, Bob")]
+    assert got["2024-05-01/d.jsonl:3"]["messages"] == [u("Just a question?"), a("Just an answer.")]
+    assert "template" not in got["2024-05-01/d.jsonl:3"]["metadata"]
 
 
 def test_sharegpt_json_array(landing, day, write):
@@ -106,12 +118,12 @@ def test_sharegpt_json_array(landing, day, write):
     ])
     batch = read_public(landing, day)
     got = rows(batch)
-    assert batch.files == ["chats/sg.json"]
-    assert got["chats/sg.json:1"]["messages"] == [u("Hi"), a("Hello"), u("More"), a("Sure")]
-    assert got["chats/sg.json:1"]["metadata"] == {"format": "sharegpt", "file": "chats/sg.json", "line": 1, "id": "c1"}
-    assert got["chats/sg.json:2"]["messages"] == [s("Be kind."), u("Q"), a("A")]
-    assert got["chats/sg.json:2"]["metadata"]["tools"] == "[]"
-    assert got["chats/sg.json:3"]["messages"] == [s("S"), u("Q"), a("A")]
+    assert batch.files == ["2024-05-01/chats/sg.json"]
+    assert got["2024-05-01/chats/sg.json:1"]["messages"] == [u("Hi"), a("Hello"), u("More"), a("Sure")]
+    assert got["2024-05-01/chats/sg.json:1"]["metadata"] == {"format": "sharegpt", "file": "2024-05-01/chats/sg.json", "line": 1, "id": "c1"}
+    assert got["2024-05-01/chats/sg.json:2"]["messages"] == [s("Be kind."), u("Q"), a("A")]
+    assert got["2024-05-01/chats/sg.json:2"]["metadata"]["tools"] == "[]"
+    assert got["2024-05-01/chats/sg.json:3"]["messages"] == [s("S"), u("Q"), a("A")]
 
 
 def test_openai_messages(landing, day, write):
@@ -124,9 +136,9 @@ def test_openai_messages(landing, day, write):
         ], "split": "train"},
     ])
     got = rows(read_public(landing, day))
-    assert got["oa.jsonl:1"]["messages"] == [s("S"), u("Q"), a("A")]
-    assert got["oa.jsonl:2"]["messages"] == [s("D"), u("part 1\npart 2"), a("A")]
-    assert got["oa.jsonl:2"]["metadata"] == {"format": "openai", "file": "oa.jsonl", "line": 2, "split": "train"}
+    assert got["2024-05-01/oa.jsonl:1"]["messages"] == [s("S"), u("Q"), a("A")]
+    assert got["2024-05-01/oa.jsonl:2"]["messages"] == [s("D"), u("part 1\npart 2"), a("A")]
+    assert got["2024-05-01/oa.jsonl:2"]["metadata"] == {"format": "openai", "file": "2024-05-01/oa.jsonl", "line": 2, "split": "train"}
 
 
 def test_hh_transcripts(landing, day, write):
@@ -137,12 +149,12 @@ def test_hh_transcripts(landing, day, write):
         {"chosen": "\n\nHuman: q\n\nAssistant:", "rejected": "y"},
     ])
     got = rows(read_public(landing, day))
-    assert got["hh.jsonl.gz:1"]["messages"] == [u("hi there"), a("hello"), u("bye"), a("see you")]
-    assert got["hh.jsonl.gz:1"]["metadata"] == {
-        "format": "hh", "file": "hh.jsonl.gz", "line": 1, "rejected": "\n\nHuman: hi there\n\nAssistant: go away"}
+    assert got["2024-05-01/hh.jsonl.gz:1"]["messages"] == [u("hi there"), a("hello"), u("bye"), a("see you")]
+    assert got["2024-05-01/hh.jsonl.gz:1"]["metadata"] == {
+        "format": "hh", "file": "2024-05-01/hh.jsonl.gz", "line": 1, "rejected": "\n\nHuman: hi there\n\nAssistant: go away"}
     # consecutive turns of one speaker and an empty last answer are representable: curation decides on them
-    assert got["hh.jsonl.gz:2"]["messages"] == [u("q"), a("a1"), a("a2")]
-    assert got["hh.jsonl.gz:3"]["messages"] == [u("q"), a("")]
+    assert got["2024-05-01/hh.jsonl.gz:2"]["messages"] == [u("q"), a("a1"), a("a2")]
+    assert got["2024-05-01/hh.jsonl.gz:3"]["messages"] == [u("q"), a("")]
 
 
 def test_json_documents_and_gzip(landing, day, write):
@@ -153,10 +165,10 @@ def test_json_documents_and_gzip(landing, day, write):
     write("lines.jsonl.gz", [rec, rec, rec])
     batch = read_public(landing, day)
     assert batch.quarantine.height == 0
-    assert batch.files == ["arr.json.gz", "lines.jsonl.gz", "single.json", "wrapped.json"]
+    assert batch.files == ["2024-05-01/arr.json.gz", "2024-05-01/lines.jsonl.gz", "2024-05-01/single.json", "2024-05-01/wrapped.json"]
     assert sorted(batch.examples["source_id"]) == [
-        "arr.json.gz:1", "lines.jsonl.gz:1", "lines.jsonl.gz:2", "lines.jsonl.gz:3",
-        "single.json:1", "wrapped.json:1", "wrapped.json:2"]
+        "2024-05-01/arr.json.gz:1", "2024-05-01/lines.jsonl.gz:1", "2024-05-01/lines.jsonl.gz:2", "2024-05-01/lines.jsonl.gz:3",
+        "2024-05-01/single.json:1", "2024-05-01/wrapped.json:1", "2024-05-01/wrapped.json:2"]
 
 
 def test_file_walk(landing, day, write):
@@ -169,9 +181,9 @@ def test_file_walk(landing, day, write):
     write("upload.jsonl.part", [rec])
     (landing / "notes.csv").write_text("a,b\n")
     batch = read_public(landing, day)
-    assert batch.files == ["a.jsonl", "b/z.jsonl"]
-    assert batch.examples["source_id"].to_list() == ["a.jsonl:1", "b/z.jsonl:1"]
-    assert quarantined(batch) == [("notes.csv", 0, "unsupported file type")]
+    assert batch.files == ["2024-05-01/a.jsonl", "2024-05-01/b/z.jsonl"]
+    assert batch.examples["source_id"].to_list() == ["2024-05-01/a.jsonl:1", "2024-05-01/b/z.jsonl:1"]
+    assert quarantined(batch) == [("2024-05-01/notes.csv", 0, "unsupported file type")]
 
 
 def test_missing_or_empty_folder_gives_empty_frames(tmp_path, landing, day):
@@ -184,7 +196,7 @@ def test_missing_or_empty_folder_gives_empty_frames(tmp_path, landing, day):
 
 def test_empty_strings_pass(landing, day, write):
     write("e.jsonl", [{"instruction": "", "input": "", "output": ""}])
-    assert rows(read_public(landing, day))["e.jsonl:1"]["messages"] == [u(""), a("")]
+    assert rows(read_public(landing, day))["2024-05-01/e.jsonl:1"]["messages"] == [u(""), a("")]
 
 
 BAD_RECORDS = [
@@ -226,8 +238,8 @@ def test_bad_record_is_quarantined_and_the_rest_still_read(landing, day, write, 
     good = {"instruction": "i", "input": "", "output": "o"}
     write("mixed.jsonl", [good, bad, "", good])
     batch = read_public(landing, day)
-    assert quarantined(batch) == [("mixed.jsonl", 2, reason)]
-    assert batch.examples["source_id"].to_list() == ["mixed.jsonl:1", "mixed.jsonl:4"]
+    assert quarantined(batch) == [("2024-05-01/mixed.jsonl", 2, reason)]
+    assert batch.examples["source_id"].to_list() == ["2024-05-01/mixed.jsonl:1", "2024-05-01/mixed.jsonl:4"]
     raw = batch.quarantine["raw"][0]
     assert raw and len(raw) <= 2000
 
@@ -236,11 +248,11 @@ def test_bad_record_in_json_array_uses_record_index(landing, day, write):
     write("arr.json", [{"instruction": "i", "output": "o"}, {"instruction": "i", "output": 1}, "x"])
     batch = read_public(landing, day)
     assert quarantined(batch) == [
-        ("arr.json", 2, "wrong type: 'output' is number, expected string"),
-        ("arr.json", 3, "record is not a JSON object but string"),
+        ("2024-05-01/arr.json", 2, "wrong type: 'output' is number, expected string"),
+        ("2024-05-01/arr.json", 3, "record is not a JSON object but string"),
     ]
     assert json.loads(batch.quarantine["raw"][0]) == {"instruction": "i", "output": 1}
-    assert batch.examples["source_id"].to_list() == ["arr.json:1"]
+    assert batch.examples["source_id"].to_list() == ["2024-05-01/arr.json:1"]
 
 
 def test_broken_files_are_one_line_zero_row(landing, day, write):
@@ -254,14 +266,14 @@ def test_broken_files_are_one_line_zero_row(landing, day, write):
     write("ok.jsonl", [rec])
     batch = read_public(landing, day)
     assert quarantined(batch) == [
-        ("bad.json", 0, "invalid JSON: Expecting value at line 2 column 12"),
-        ("empty.json", 0, "invalid JSON: Expecting value at line 1 column 1"),
-        ("empty.jsonl.gz", 0, "empty gzip file"),
-        ("latin1.json", 0, "invalid UTF-8"),
-        ("plain.jsonl.gz", 0, "not a gzip file"),
-        ("scalar.json", 0, "JSON file holds a number, not an array of records"),
+        ("2024-05-01/bad.json", 0, "invalid JSON: Expecting value at line 2 column 12"),
+        ("2024-05-01/empty.json", 0, "invalid JSON: Expecting value at line 1 column 1"),
+        ("2024-05-01/empty.jsonl.gz", 0, "empty gzip file"),
+        ("2024-05-01/latin1.json", 0, "invalid UTF-8"),
+        ("2024-05-01/plain.jsonl.gz", 0, "not a gzip file"),
+        ("2024-05-01/scalar.json", 0, "JSON file holds a number, not an array of records"),
     ]
-    assert batch.examples["source_id"].to_list() == ["ok.jsonl:1"]
+    assert batch.examples["source_id"].to_list() == ["2024-05-01/ok.jsonl:1"]
 
 
 def test_truncated_gzip_keeps_records_before_the_cut(landing, day):
@@ -270,11 +282,11 @@ def test_truncated_gzip_keeps_records_before_the_cut(landing, day):
     (landing / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
     (landing / "cut.json.gz").write_bytes(data[: len(data) // 2])
     batch = read_public(landing, day)
-    assert quarantined(batch) == [("cut.json.gz", 0, "truncated gzip file"), ("cut.jsonl.gz", 0, "truncated gzip file")]
+    assert quarantined(batch) == [("2024-05-01/cut.json.gz", 0, "truncated gzip file"), ("2024-05-01/cut.jsonl.gz", 0, "truncated gzip file")]
     assert 0 < batch.examples.height < 200
     ids = batch.examples["source_id"].to_list()
-    assert ids == [f"cut.jsonl.gz:{n}" for n in range(1, len(ids) + 1)]
-    assert rows(batch)["cut.jsonl.gz:1"]["messages"][0]["content"] == json.loads(lines[0])["instruction"]
+    assert ids == [f"2024-05-01/cut.jsonl.gz:{n}" for n in range(1, len(ids) + 1)]
+    assert rows(batch)["2024-05-01/cut.jsonl.gz:1"]["messages"][0]["content"] == json.loads(lines[0])["instruction"]
 
 
 def test_bom_and_crlf_are_tolerated(landing, day):
