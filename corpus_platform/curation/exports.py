@@ -34,16 +34,27 @@ def export_version(df: pl.DataFrame) -> str:
 
 
 def _alpaca(messages: list[dict]) -> dict:
-    """Last user turn as instruction, last assistant turn as output, earlier pairs as `history`."""
-    system = next((m["content"] for m in messages if m["role"] == "system"), "")
-    turns = [m for m in messages if m["role"] != "system"]
-    pairs, pending = [], None
-    for m in turns:
+    """Last user turn as instruction, last assistant reply as output, earlier pairs as `history`.
+
+    Consecutive turns of one role are merged (nothing is dropped). Alpaca cannot hold an assistant turn
+    before the first user turn (a greeting): it stays in the OpenAI chat export only. The filter rule
+    `ends_with_assistant_reply` guarantees at least one user -> assistant exchange.
+    """
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    pairs: list[list[str]] = []
+    pending, previous = None, None
+    for m in messages:
         if m["role"] == "user":
             pending = m["content"] if pending is None else pending + "\n\n" + m["content"]
-        elif pending is not None:
-            pairs.append([pending, m["content"]])
-            pending = None
+        elif m["role"] == "assistant":
+            if pending is not None:
+                pairs.append([pending, m["content"]])
+                pending = None
+            elif previous == "assistant" and pairs:
+                pairs[-1][1] += "\n\n" + m["content"]
+        previous = m["role"]
+    if not pairs:
+        raise ValueError("no user -> assistant exchange to export (the ends_with_assistant_reply filter rejects these)")
     *history, (instruction, output) = pairs
     record = {"instruction": instruction, "input": "", "output": output}
     if system:

@@ -51,6 +51,10 @@ def build_rules(s: FilterSettings) -> list[Rule]:
              "a training example needs a prompt"),
         Rule("has_assistant_turn", "min", 1, lambda: _assistant().list.len().cast(pl.Float64),
              "a training example needs a response"),
+        Rule("ends_with_assistant_reply", "min", 1,
+             lambda: ((pl.col("messages").list.last().struct.field("role") == "assistant")
+                      & (role_texts("user").list.len() > 0)).cast(pl.Float64),
+             "the training target is an assistant reply to a user turn"),
         Rule("empty_turn", "max", 0,
              lambda: _all_contents().list.eval(pl.element().str.len_chars() == 0).list.sum().cast(pl.Float64),
              "an empty turn teaches the model to say nothing"),

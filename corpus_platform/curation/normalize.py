@@ -15,6 +15,7 @@ def normalize_text(expr: pl.Expr) -> pl.Expr:
         expr.str.normalize("NFKC")
         .str.replace_all("\r\n?", "\n")
         .str.replace_all("[\u200b\ufeff]", "")  # zero-width space / BOM (ZWJ kept: emoji use it)
+        .str.replace_all(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "")  # control characters (tab and newline kept)
         .str.replace_all(r"[^\S\n]+", " ")
         .str.replace_all(r" ?\n ?", "\n")
         .str.replace_all(r"\n{3,}", "\n\n")
@@ -42,7 +43,12 @@ def role_texts(role: str, col: str = "messages") -> pl.Expr:
 
 
 def conversation_text(col: str = "messages") -> pl.Expr:
-    """The whole conversation as one string, roles included: what exact dedup hashes."""
+    """The whole conversation as one string, roles included: what exact dedup hashes.
+
+    Role and content are joined by the unit separator and turns by the record separator (control
+    characters that normalization removes from content), so a turn whose
+    text contains "\nassistant: ..." cannot hash like two turns.
+    """
     return pl.col(col).list.eval(
-        pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content")
-    ).list.join("\n")
+        pl.element().struct.field("role") + pl.lit("\x1f") + pl.element().struct.field("content")
+    ).list.join("\x1e")
