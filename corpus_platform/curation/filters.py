@@ -85,8 +85,17 @@ def apply_filters(df: pl.DataFrame, settings: FilterSettings) -> tuple[pl.DataFr
         failed_rule = pl.when(fails).then(pl.lit(r.name)).otherwise(failed_rule)
         failed_score = pl.when(fails).then(pl.col(f"_score_{r.name}")).otherwise(failed_score)
         failed_threshold = pl.when(fails).then(pl.lit(float(r.threshold))).otherwise(failed_threshold)
+    # A connector that knows an item must not be trained on (NSFW, removed, bot, outside its collection
+    # rules) keeps it as an example with `metadata.drop_reason`; it is rejected here, first, as
+    # `source:<reason>`, so the decision record holds it like any other rule.
+    meta = pl.col("metadata")
+    drop = meta.str.json_path_match("$.drop_reason")
+    drop_score = meta.str.json_path_match("$.drop_score").cast(pl.Float64, strict=False).fill_null(1.0)
+    drop_threshold = meta.str.json_path_match("$.drop_threshold").cast(pl.Float64, strict=False).fill_null(0.0)
     scored = scored.with_columns(
-        failed_rule.alias("_rule"), failed_score.alias("_score"), failed_threshold.alias("_threshold")
+        pl.when(drop.is_not_null()).then(pl.lit("source:") + drop).otherwise(failed_rule).alias("_rule"),
+        pl.when(drop.is_not_null()).then(drop_score).otherwise(failed_score).alias("_score"),
+        pl.when(drop.is_not_null()).then(drop_threshold).otherwise(failed_threshold).alias("_threshold"),
     )
     rejected = scored.filter(pl.col("_rule").is_not_null())
     kept = scored.filter(pl.col("_rule").is_null())

@@ -180,3 +180,16 @@ def test_empty_frame():
     kept, decisions = apply_filters(empty_examples(), FilterSettings())
     assert kept.height == 0 and decisions.height == 0
     assert kept.columns == empty_examples().columns
+
+
+def test_connector_drop_reason_is_rejected_first_as_a_source_rule():
+    row = make_example(source="reddit", source_id="t1_x", day=date(2026, 1, 1),
+                       messages=[{"role": "user", "content": GOOD_PROMPT}, {"role": "assistant", "content": "ok"}],
+                       metadata={"drop_reason": "nsfw"})
+    liked = make_example(source="twitter", source_id="t2", day=date(2026, 1, 1),
+                         messages=[{"role": "user", "content": GOOD_PROMPT}, {"role": "assistant", "content": GOOD_ANSWER}],
+                         metadata={"drop_reason": "reply_likes_below_min", "drop_score": 2, "drop_threshold": 5})
+    kept, decisions = apply_filters(examples_frame([row, liked]), FilterSettings())
+    assert kept.height == 0
+    got = {d["rule"]: (d["score"], d["threshold"]) for d in decisions.iter_rows(named=True)}
+    assert got == {"source:nsfw": (1.0, 0.0), "source:reply_likes_below_min": (2.0, 5.0)}
