@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test ui dagster-home check-defs clean
+.PHONY: install demo test ui dagster-home check-defs clean api
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: install
 
 ui: install dagster-home
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# The capture API on 127.0.0.1:8000 (CORPUS_API_HOST/CORPUS_API_PORT); needs CORPUS_API_KEYS (README, "Capture API").
+api: install
+	$(BIN)/python -m corpus_platform.api
 
 check-defs: install dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml

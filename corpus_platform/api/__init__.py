@@ -1,0 +1,1 @@
+"""The capture API (FastAPI): interactions, feedback, user data requests, readiness. See app.py."""
