@@ -2,17 +2,26 @@
 
 Producers drifted in field names, so common aliases are accepted; an interaction without an id, text or a
 parseable timestamp is quarantined rather than guessed, because its example_id and date would be unstable.
-Feedback is carried untouched in metadata: how it joins onto examples is decided downstream.
+Feedback embedded in an interaction line is carried untouched in metadata `feedback`. Feedback given later
+arrives as its own record (`{"type": "feedback", "interaction_id", "kind", "text", "comment", "timestamp"}`,
+see `corpus_platform/capture`): records in the partition's folder are joined onto their interaction's
+metadata `feedback` (the latest by timestamp wins, over embedded feedback too); one whose interaction is not
+in this folder is quarantined as 'feedback for unknown interaction'. Writers put feedback into the
+interaction's day folder (capture ids carry their day), so no other day's folder is searched.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+from corpus_platform.schema import quarantine_frame, quarantine_row
 from corpus_platform.sources.base import SourceBatch
-from corpus_platform.sources.files import Reject, extras, read_landing, text_field
+from corpus_platform.sources.files import Reject, extras, json_type, read_landing, text_field
 
 SOURCE = "conversations"
 
@@ -28,20 +37,74 @@ FIELDS = {
     "system_prompt": ("system_prompt",),
 }
 RESERVED = {"session_id", "user_id", "author", "created_at", "model_version", "feedback", "file", "line"}
+FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "edit", "correction", "report")
+UNKNOWN_INTERACTION = "feedback for unknown interaction"
+_FEEDBACK_RECORD = "\x00feedback record"  # marks a parsed feedback line; never left as a quarantine reason
 
 
 def read_conversations(folder: Path, day: date) -> SourceBatch:
     """Every logged interaction of one `date` partition's landing folder, as canonical examples."""
     first_seen: dict[str, str] = {}
+    feedback: list[tuple[datetime, str, int, str, dict[str, Any], dict]] = []
 
     def parse(record: dict, rel: str, n: int) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
+        if record.get("type") == "feedback":
+            when, interaction_id, fb = _parse_feedback(record)
+            feedback.append((when, rel, n, interaction_id, {**fb, "file": rel, "line": n}, record))
+            raise Reject(_FEEDBACK_RECORD)  # not an example; read_conversations takes it out of quarantine
         source_id, messages, metadata = _parse(record)
         if source_id in first_seen:  # one interaction logged twice: keep the first, the id must stay unique
             raise Reject(f"duplicate interaction_id (first at {first_seen[source_id]})")
         first_seen[source_id] = f"{rel}:{n}"
         return source_id, messages, metadata
 
-    return read_landing(folder, day, SOURCE, parse)
+    batch = read_landing(folder, day, SOURCE, parse)
+    return _join_feedback(batch, day, feedback) if feedback else batch
+
+
+def _parse_feedback(r: dict) -> tuple[datetime, str, dict[str, Any]]:
+    """A later-arriving feedback record: (when, interaction_id, what goes into metadata `feedback`)."""
+    iid = r.get("interaction_id")
+    if isinstance(iid, int) and not isinstance(iid, bool):
+        iid = str(iid)
+    if not isinstance(iid, str) or not iid:
+        raise Reject("feedback: missing interaction_id")
+    kind = r.get("kind")
+    if kind not in FEEDBACK_KINDS:
+        raise Reject(f"feedback: kind must be one of {', '.join(FEEDBACK_KINDS)}")
+    for key in ("text", "comment"):
+        if r.get(key) is not None and not isinstance(r[key], str):
+            raise Reject(f"wrong type: '{key}' is {json_type(r[key])}, expected string")
+    _, ts = text_field(r, "timestamp")
+    created_at = _timestamp(ts)
+    fb = {"kind": kind, "text": r.get("text"), "comment": r.get("comment"), "created_at": created_at}
+    fb.update({k: r[k] for k in ("feedback_id", "user_id") if r.get(k) is not None})
+    return datetime.fromisoformat(created_at), iid, fb
+
+
+def _join_feedback(batch: SourceBatch, day: date, feedback: list) -> SourceBatch:
+    """Attach the latest feedback record to each interaction of this folder; quarantine the orphans."""
+    quarantine = batch.quarantine.filter(pl.col("reason") != _FEEDBACK_RECORD)
+    known = set(batch.examples["source_id"].to_list())
+    latest: dict[str, dict[str, Any]] = {}
+    orphans = []
+    for _, rel, n, iid, fb, record in sorted(feedback, key=lambda f: f[:3]):  # latest timestamp, then file order
+        if iid in known:
+            latest[iid] = fb
+        else:
+            raw = json.dumps(record, ensure_ascii=False, default=str)
+            orphans.append(quarantine_row(source=SOURCE, day=day, file=rel, line=n, reason=UNKNOWN_INTERACTION, raw=raw))
+    if orphans:
+        quarantine = pl.concat([quarantine, quarantine_frame(orphans)])
+    examples = batch.examples
+    if latest:
+        metadata = [
+            json.dumps({**json.loads(m), "feedback": latest[sid]}, sort_keys=True, ensure_ascii=False, default=str)
+            if sid in latest else m
+            for sid, m in zip(examples["source_id"].to_list(), examples["metadata"].to_list())
+        ]
+        examples = examples.with_columns(pl.Series("metadata", metadata, dtype=pl.Utf8))
+    return SourceBatch(examples=examples, quarantine=quarantine, files=batch.files)
 
 
 def _parse(r: dict) -> tuple[str, list[dict[str, str]], dict[str, Any]]:

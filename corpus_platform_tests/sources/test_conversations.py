@@ -159,3 +159,57 @@ def test_broken_gzip(landing, day, write):
     ]
     assert 0 < batch.examples.height < 400
     assert batch.examples["source_id"][0] == "i-0"
+
+
+def fb(iid, kind, ts, **extra):
+    return {"type": "feedback", "interaction_id": iid, "kind": kind, "text": None, "comment": None, "timestamp": ts, **extra}
+
+
+def test_feedback_records_join_their_interaction_latest_wins(landing, day, write):
+    write("interactions-2024-05-01.jsonl", [FULL, line(interaction_id="i-2"), line(interaction_id=3)])
+    write("feedback-2024-05-01.jsonl", [
+        fb("i-1", "thumbs_down", "2024-05-01T12:00:00Z"),
+        fb("i-1", "correction", "2024-05-01T14:00:00+02:00", text="better", comment="c", user_id="u-1"),  # 12:00Z, later line
+        fb("i-1", "thumbs_up", "2024-05-01T11:00:00Z"),  # older although written last
+        fb(3, "thumbs_up", "2024-05-01T10:00:00Z"),
+        fb("i-404", "thumbs_up", "2024-05-01T10:00:00Z"),
+        fb("i-2", "love", "2024-05-01T10:00:00Z"),
+        fb("i-2", "edit", "2024-05-01T10:00:00Z", text=["x"]),
+        fb("i-2", "edit", "not a time"),
+    ])
+    batch = read_conversations(landing, day)
+    got = by_id(batch)
+    assert sorted(got) == ["3", "i-1", "i-2"]
+    assert got["i-1"]["metadata"]["feedback"] == {  # the separate record wins over the embedded feedback
+        "kind": "correction", "text": "better", "comment": "c", "created_at": "2024-05-01T12:00:00+00:00",
+        "user_id": "u-1", "file": "2024-05-01/feedback-2024-05-01.jsonl", "line": 2,
+    }
+    assert got["3"]["metadata"]["feedback"]["kind"] == "thumbs_up"
+    assert got["i-2"]["metadata"]["feedback"] is None
+    assert got["i-1"]["metadata"]["file"] == "2024-05-01/interactions-2024-05-01.jsonl"
+    f = "2024-05-01/feedback-2024-05-01.jsonl"
+    assert quarantined(batch) == [
+        (f, 5, "feedback for unknown interaction"),
+        (f, 6, "feedback: kind must be one of thumbs_up, thumbs_down, edit, correction, report"),
+        (f, 7, "wrong type: 'text' is array, expected string"),
+        (f, 8, "unparseable timestamp"),
+    ]
+    assert json.loads(batch.quarantine.sort("line")["raw"][0])["interaction_id"] == "i-404"
+    assert batch.files == [f, "2024-05-01/interactions-2024-05-01.jsonl"]
+
+
+def test_feedback_for_an_interaction_of_another_day_is_quarantined(landing, day, write):
+    # writers put feedback into the interaction's day folder; a stray one is kept, not guessed onto another day
+    write("chat.jsonl", [line()])
+    write("feedback.jsonl", [fb("i-1", "thumbs_up", "2024-05-02T10:00:00Z")], folder=landing.parent / "2024-05-02")
+    assert by_id(read_conversations(landing, day))["i-1"]["metadata"]["feedback"] is None
+    other = read_conversations(landing.parent / "2024-05-02", date(2024, 5, 2))
+    assert other.examples.height == 0 and quarantined(other) == [("2024-05-02/feedback.jsonl", 1, "feedback for unknown interaction")]
+
+
+def test_a_quarantined_interaction_leaves_its_feedback_unknown(landing, day, write):
+    write("chat.jsonl.gz", [line(timestamp="bad"), fb("i-1", "report", "2024-05-01T10:00:00Z")])
+    assert quarantined(read_conversations(landing, day)) == [
+        ("2024-05-01/chat.jsonl.gz", 1, "unparseable timestamp"),
+        ("2024-05-01/chat.jsonl.gz", 2, "feedback for unknown interaction"),
+    ]
