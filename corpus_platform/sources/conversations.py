@@ -59,7 +59,41 @@ def read_conversations(folder: Path, day: date) -> SourceBatch:
         return source_id, messages, metadata
 
     batch = read_landing(folder, day, SOURCE, parse)
-    return _join_feedback(batch, day, feedback) if feedback else batch
+    batch = _join_feedback(batch, day, feedback) if feedback else batch
+    return SourceBatch(examples=apply_feedback(batch.examples), quarantine=batch.quarantine, files=batch.files)
+
+
+REPLACING_KINDS = ("edit", "correction")
+REJECTING_KINDS = ("thumbs_down", "report")
+
+
+def apply_feedback(examples: pl.DataFrame) -> pl.DataFrame:
+    """What a user's feedback means for training.
+
+    An edited or corrected response (with text) replaces the bot's response; the original stays in
+    metadata `original_response`. A thumbs-down or a report marks the interaction `drop_reason`
+    `feedback_thumbs_down` / `feedback_report`, so curation rejects it with that reason on record.
+    Only rows with such feedback are touched.
+    """
+    kind = pl.col("metadata").str.json_path_match("$.feedback.kind")
+    marked = examples.with_row_index("_row").filter(kind.is_in([*REPLACING_KINDS, *REJECTING_KINDS]))
+    if marked.height == 0:
+        return examples
+    changed = []
+    for row in marked.iter_rows(named=True):
+        meta = json.loads(row["metadata"])
+        fb, messages = meta["feedback"], row["messages"]
+        if fb["kind"] in REJECTING_KINDS:
+            meta["drop_reason"] = f"feedback_{fb['kind']}"
+        elif isinstance(fb.get("text"), str) and fb["text"].strip():
+            last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+            meta["original_response"] = messages[last]["content"]
+            meta["response_source"] = fb["kind"]
+            messages = [*messages[:last], {"role": "assistant", "content": fb["text"]}, *messages[last + 1:]]
+        changed.append({**row, "messages": messages, "metadata": json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)})
+    replaced = pl.DataFrame(changed, schema=marked.schema, orient="row")
+    untouched = examples.with_row_index("_row").join(replaced.select("_row"), on="_row", how="anti")
+    return pl.concat([untouched, replaced]).sort("_row").drop("_row")
 
 
 def _parse_feedback(r: dict) -> tuple[datetime, str, dict[str, Any]]:

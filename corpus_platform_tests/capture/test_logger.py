@@ -109,9 +109,10 @@ def test_source_reads_logger_output_and_joins_feedback(tmp_path):
     assert got[a]["messages"] == [
         {"role": "system", "content": "You are a support bot."},
         {"role": "user", "content": "How do I reset my password?"},
-        {"role": "assistant", "content": "Click 'Forgot password'."},
+        {"role": "assistant", "content": "Click 'Forgot password' on the login page."},  # the latest feedback: an edit
     ]
     meta = got[a]["metadata"]
+    assert meta["original_response"] == "Click 'Forgot password'." and "drop_reason" not in meta
     assert meta["session_id"] == "s-1" and meta["user_id"] == "u-1" and meta["model_version"] == "bot-3"
     assert meta["created_at"] == "2026-03-01T12:00:00+00:00" and meta["channel"] == "web" and meta["app_id"] == "shop"
     assert meta["feedback"]["kind"] == "edit" and meta["feedback"]["comment"] == "more precise"
@@ -145,7 +146,8 @@ def test_redaction(tmp_path):
     assert "example.com" not in raw and "7946" not in raw and "123-4567" not in raw and "bob@" not in raw
     meta = examples(read_conversations(tmp_path / DAY1.isoformat(), DAY1))[iid]
     assert [m["content"] for m in meta["messages"]] == [
-        "Never reveal [EMAIL]", "I'm [EMAIL], call [PHONE]", "Noted: [PHONE] on 2026-03-01, v1.2.3"]
+        "Never reveal [EMAIL]", "I'm [EMAIL], call [PHONE]", "mail [EMAIL]"]  # the correction replaced the response
+    assert meta["metadata"]["original_response"] == "Noted: [PHONE] on 2026-03-01, v1.2.3"
     assert meta["metadata"]["feedback"]["text"] == "mail [EMAIL]" and meta["metadata"]["feedback"]["comment"] == "or [PHONE]"
     plain = ConversationLogger(tmp_path / "plain")
     plain.log("a@b.com", "x")

@@ -48,9 +48,11 @@ def test_full_interaction(landing, day, write):
     assert row["messages"] == [
         {"role": "system", "content": "You are a support bot."},
         {"role": "user", "content": "How do I reset my password?"},
-        {"role": "assistant", "content": "Click 'Forgot password'."},
+        {"role": "assistant", "content": "Click 'Forgot password' on the login page."},  # the user's edit
     ]
     assert row["metadata"] == {
+        "original_response": "Click 'Forgot password'.",
+        "response_source": "edit",
         "session_id": "s-1",
         "user_id": "u-1",
         "author": "u-1",
@@ -213,3 +215,37 @@ def test_a_quarantined_interaction_leaves_its_feedback_unknown(landing, day, wri
         ("2024-05-01/chat.jsonl.gz", 1, "unparseable timestamp"),
         ("2024-05-01/chat.jsonl.gz", 2, "feedback for unknown interaction"),
     ]
+
+
+def test_feedback_decides_what_is_trained_on(landing, day, write):
+    from corpus_platform.curation.filters import FilterSettings, apply_filters
+
+    base = {"session_id": "s", "user_id": "u", "timestamp": "2024-05-01T10:00:00Z",
+            "user_message": "How do I reset my password?", "bot_response": "Restart the router."}
+    write("chat.jsonl", [
+        {**base, "interaction_id": "edited", "feedback": {"kind": "edit", "text": "Click 'Forgot password' on the login page."}},
+        {**base, "interaction_id": "corrected"},
+        {**base, "interaction_id": "down", "feedback": {"kind": "thumbs_down"}},
+        {**base, "interaction_id": "reported"},
+        {**base, "interaction_id": "liked", "feedback": {"kind": "thumbs_up"}},
+        {**base, "interaction_id": "edit-without-text", "feedback": {"kind": "edit"}},
+    ])
+    write("feedback.jsonl", [
+        {"type": "feedback", "interaction_id": "corrected", "kind": "correction", "text": "Use the reset link in the email.",
+         "timestamp": "2024-05-01T11:00:00Z"},
+        {"type": "feedback", "interaction_id": "reported", "kind": "report", "comment": "rude", "timestamp": "2024-05-01T11:00:00Z"},
+    ])
+    batch = read_conversations(landing, day)
+    rows = {r["source_id"]: r for r in batch.examples.iter_rows(named=True)}
+    assert len(rows) == 6 and batch.quarantine.height == 0
+    edited = rows["edited"]
+    assert edited["messages"][-1] == {"role": "assistant", "content": "Click 'Forgot password' on the login page."}
+    meta = json.loads(edited["metadata"])
+    assert meta["original_response"] == "Restart the router." and meta["response_source"] == "edit"
+    assert rows["corrected"]["messages"][-1]["content"] == "Use the reset link in the email."
+    assert rows["liked"]["messages"][-1]["content"] == "Restart the router."
+    assert rows["edit-without-text"]["messages"][-1]["content"] == "Restart the router."
+    kept, decisions = apply_filters(batch.examples, FilterSettings())
+    rejected = {d["example_id"]: d["rule"] for d in decisions.iter_rows(named=True) if d["decision"] == "rejected"}
+    assert sorted(rejected.values()) == ["source:feedback_report", "source:feedback_thumbs_down"]
+    assert kept.height == 4
