@@ -60,22 +60,28 @@ class PartitionState:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         payload = "".join(json.dumps(i, sort_keys=True, ensure_ascii=False, default=str) + "\n" for i in items)
-        fd = os.open(self.spool_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.spool_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                payload = "\n" + payload  # a crash tore the last line: never write onto the fragment
             os.write(fd, payload.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
 
     def read_spool(self) -> Iterator[dict[str, Any]]:
-        """Items fetched so far, in fetch order; a torn last line (crash mid-write) is skipped."""
+        """Items fetched so far, in fetch order; torn lines (a crash mid-write) are skipped."""
         if not self.spool_path.exists():
             return
-        with open(self.spool_path, encoding="utf-8") as f:
+        with open(self.spool_path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if not line.endswith("\n"):
                     break
-                yield json.loads(line)
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
 
     def reset(self) -> None:
         """Forget this partition's fetch (a user asked for a full refetch)."""
