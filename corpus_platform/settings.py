@@ -60,5 +60,10 @@ class Layout:
         return self.home / "models"
 
     @property
+    def state(self) -> Path:
+        """Connector checkpoints, spools, the quota and cost ledgers."""
+        return self.home / "state"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"

@@ -4,9 +4,12 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from corpus_platform.defs.ingest.resources import RedditResource, SyntheticResource, TwitterResource, YouTubeResource
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
+from corpus_platform.settings import FILE_SOURCES
 from corpus_platform.sources.base import SourceNotConfigured
+from corpus_platform.sources.quota import QuotaExhausted
 from corpus_platform.sources.registry import NoInputFiles, read_source
 from corpus_platform.warehouse import partition_where, replace_rows
 
@@ -26,12 +29,20 @@ def _reason_table(quarantine: pl.DataFrame) -> str:
     kinds={"duckdb", "polars"},
     description="Canonical examples of one source and day; unreadable input goes to corpus.quarantine.",
 )
-def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome) -> dg.MaterializeResult:
+def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome,
+                 reddit: RedditResource, youtube: YouTubeResource, twitter: TwitterResource,
+                 synthetic: SyntheticResource) -> dg.MaterializeResult:
     day, source = partition_of(context)
-    landing = corpus_home.layout.landing_dir(source, day.isoformat())
+    layout = corpus_home.layout
+    extra: dict = {}
     try:
-        batch = read_source(source, landing, day)
-    except (SourceNotConfigured, NoInputFiles) as e:
+        if source in FILE_SOURCES:
+            batch = read_source(source, layout.landing_dir(source, day.isoformat()), day)
+        else:
+            live = {"reddit": reddit, "youtube": youtube, "twitter": twitter, "synthetic": synthetic}[source]
+            batch, extra = live.fetch(day, layout, context.log)
+    except (SourceNotConfigured, NoInputFiles, QuotaExhausted) as e:
+        # QuotaExhausted: what was fetched is spooled; a run on a later day resumes from it.
         raise dg.Failure(description=str(e), allow_retries=False) from e
     where, params = partition_where(day, source)
     with warehouse(duckdb) as con:
@@ -43,5 +54,6 @@ def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corp
             "quarantined": batch.quarantine.height,
             "files": len(batch.files),
             "quarantine_reasons": dg.MetadataValue.md(_reason_table(batch.quarantine)),
+            **extra,
         }
     )
