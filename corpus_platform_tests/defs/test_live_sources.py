@@ -3,22 +3,29 @@ resources) against a local server that speaks its API's wire format, with sentin
 never surface in the event log, metadata, the warehouse or captured output."""
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
 from corpus_platform.definitions import make_definitions
-from corpus_platform.defs.ingest.resources import SyntheticResource, YouTubeResource
+from corpus_platform.defs.ingest.resources import (
+    RedditResource, SubredditConfig, SyntheticResource, TwitterResource, YouTubeResource,
+)
 from corpus_platform.defs.partitions import partition_key
 from corpus_platform.demo.run import QUIET
 from corpus_platform.settings import Layout
 from corpus_platform.warehouse import connect
 from corpus_platform_tests.sources.fakes.openai_server import FakeOpenAI, openai_server  # noqa: F401 - fixture
+from corpus_platform_tests.sources.fakes.apify_server import FakeApify
+from corpus_platform_tests.sources.fakes.reddit_server import FakeReddit
 from corpus_platform_tests.sources.fakes.youtube_server import FakeYouTube, Video, youtube_server  # noqa: F401
+from corpus_platform_tests.sources.test_reddit import thread
+from corpus_platform_tests.sources.test_twitter import legacy, modern
 
 SECRET = "SENTINEL-SECRET-123"
 DAY = date(2026, 1, 2)
+NOON = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
 
 
 def materialize(home, source, resources):
@@ -73,6 +80,40 @@ def test_youtube_partition_through_dagster(tmp_path, youtube_server: FakeYouTube
     assert result.success, events[-5:]
     assert rows(tmp_path, "youtube")["raw"] == 4
     assert meta["quota_units_used_today"] >= 101  # one search.list + one videos.list
+    assert_no_secret(tmp_path, events, meta, capsys)
+
+
+def test_reddit_partition_through_dagster(tmp_path, capsys):
+    server = FakeReddit(client_id="cid", client_secret=SECRET).start()
+    try:
+        server.add(*(thread(i, created=NOON.timestamp() + 60 * i) for i in range(3)))
+        resource = RedditResource(client_id="cid", client_secret=SECRET, user_agent="linux:corpus-tests:1.0 (by u/t)",
+                                  subreddits=[SubredditConfig(name="python", limit=10)], oauth_url=server.url,
+                                  reddit_url=server.url, requests_per_minute=100_000)
+        result, events, meta = materialize(tmp_path, "reddit", {"reddit": resource})
+    finally:
+        server.stop()
+    assert result.success, events[-5:]
+    assert rows(tmp_path, "reddit")["raw"] == 6  # (post -> top comment) and (comment -> reply) per thread
+    assert_no_secret(tmp_path, events, meta, capsys)
+
+
+def test_twitter_partition_through_dagster(tmp_path, capsys):
+    server = FakeApify(token=SECRET).start()
+    try:
+        for n in range(1, 4):  # ids start at 100: the fake's helpers treat id 0 as "no conversation"
+            root = legacy(n * 100, f"Question {n}: what is a good habit for learning to program well?", NOON + timedelta(minutes=n))
+            server.search_results.append(root)
+            server.conversations[root["id_str"]] = [
+                modern(n * 100 + 1, f"@alice Answer to question {n}: write a little code every single day.",
+                       NOON + timedelta(minutes=n, hours=1), user=f"u{n}", reply_to=n * 100, conversation=n * 100)]
+        resource = TwitterResource(api_token=SECRET, actor_id="apidojo/tweet-scraper", search_terms=["learn to program"],
+                                   api_url=server.url)
+        result, events, meta = materialize(tmp_path, "twitter", {"twitter": resource})
+    finally:
+        server.stop()
+    assert result.success, events[-5:]
+    assert rows(tmp_path, "twitter")["raw"] == 3
     assert_no_secret(tmp_path, events, meta, capsys)
 
 
