@@ -9,18 +9,15 @@ import duckdb as duckdb_lib
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from corpus_platform.curation.decisions import KEPT, decision_rows
+from corpus_platform.curation.datasets import export_splits, rebuild_splits
 from corpus_platform.curation.dedup import dedup_exact, with_content_hash
-from corpus_platform.curation.exports import write_exports
 from corpus_platform.curation.filters import apply_filters
 from corpus_platform.curation.normalize import normalize_messages
 from corpus_platform.curation.scoring import score_examples
-from corpus_platform.curation.splits import assign_splits
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
-from corpus_platform.schema import utcnow
 from corpus_platform.warehouse import query, read_partition, replace_rows
 
 Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple[pl.DataFrame, pl.DataFrame]]
@@ -94,22 +91,13 @@ def scored_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, c
     )
 
 
-_SPLIT_COLUMNS = ["example_id", "source", "date", "split", "group_key", "quality_score", "content_hash"]
-
-
 @dg.asset(
     deps=[scored_examples], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
     description="Every scored example of every partition assigned to train/val/test by a hash of its thread/session group.",
 )
 def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     with warehouse(duckdb) as con:
-        scored = query(con, "SELECT example_id, source, date, metadata, quality_score, content_hash FROM corpus.scored_examples")
-        split = assign_splits(scored, curation.splits())
-        decisions = decision_rows(split, stage="split", decision=KEPT, rule=pl.col("split"), score=pl.col("quality_score"))
-        replace_rows(con, [
-            ("dataset_splits", split.select(_SPLIT_COLUMNS), "TRUE", []),
-            ("decisions", decisions, "stage = ?", ["split"]),
-        ])
+        split = rebuild_splits(con, curation.splits())
     counts = {s: int(split.filter(pl.col("split") == s).height) for s in ("train", "val", "test")}
     mix = split.group_by("source", "split").len().sort("source", "split")
     mix_md = "\n".join(["| source | split | examples |", "|---|---|---|", *[f"| {a} | {b} | {n} |" for a, b, n in mix.iter_rows()]])
@@ -129,18 +117,8 @@ def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, cu
 def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome) -> dg.MaterializeResult:
     exports_root = corpus_home.layout.exports
     with warehouse(duckdb) as con:
-        df = query(con, """
-            SELECT s.example_id, s.split, s.content_hash, e.messages
-            FROM corpus.dataset_splits s JOIN corpus.scored_examples e USING (example_id, source, date)
-        """)
-        manifest = write_exports(df, exports_root)
-        version = manifest["version"]
-        files = pl.DataFrame(manifest["files"]).with_columns(
-            pl.lit(version).alias("export_version"),
-            (pl.lit(str(exports_root / version) + "/") + pl.col("path")).alias("path"),
-            pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("created_at"),
-        )
-        replace_rows(con, [("export_files", files, "export_version = ?", [version])])
+        manifest = export_splits(con, exports_root)
+    version = manifest["version"]
     context.log.info(f"export {version}: {manifest['counts']}")
     return dg.MaterializeResult(
         metadata={
