@@ -12,7 +12,8 @@ from corpus_platform.defs.curation import assets as curation_assets, checks as c
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.evaluation import assets as evaluation_assets
 from corpus_platform.defs.ingest import assets as ingest_assets, sensors as ingest_sensors
-from corpus_platform.defs.operations import jobs, schedules
+from corpus_platform.defs.ingest.resources import live_source_resources
+from corpus_platform.defs.operations import erasure as erasure_defs, jobs, schedules, sensors as operations_sensors
 from corpus_platform.defs.resources import CorpusHome
 from corpus_platform.defs.training import assets as training_assets, sensors as training_sensors
 from corpus_platform.defs.training.resources import EMBEDDED_BASE_MODEL, TrainingSettings
@@ -20,19 +21,23 @@ from corpus_platform.settings import Layout
 
 
 def make_definitions(home: Path | None = None, *, curation: CurationSettings | None = None,
-                     training: TrainingSettings | None = None) -> dg.Definitions:
+                     training: TrainingSettings | None = None,
+                     sources: dict[str, dg.ConfigurableResource] | None = None) -> dg.Definitions:
     layout = Layout(Path(home)) if home else Layout.from_env()
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingest_assets, curation_assets, training_assets, evaluation_assets]),
         asset_checks=dg.load_asset_checks_from_modules([curation_checks]),
-        jobs=[jobs.curate_partition_job, jobs.train_and_evaluate_job],
-        sensors=[ingest_sensors.landing_files_sensor, training_sensors.retrain_on_new_examples],
+        jobs=[jobs.curate_partition_job, jobs.train_and_evaluate_job, erasure_defs.delete_user_data],
+        sensors=[ingest_sensors.landing_files_sensor, training_sensors.retrain_on_new_examples,
+                 operations_sensors.deletion_requests_sensor],
         schedules=[schedules.daily_scrape_schedule],
         resources={
             "duckdb": DuckDBResource(database=str(layout.warehouse)),
             "corpus_home": CorpusHome(path=str(layout.home)),
             "curation": curation or CurationSettings(),
             "training": training or TrainingSettings(base_model=os.environ.get("CORPUS_BASE_MODEL", EMBEDDED_BASE_MODEL)),
+            **live_source_resources(),
+            **(sources or {}),
         },
     )
 
