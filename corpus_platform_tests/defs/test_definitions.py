@@ -20,7 +20,8 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule(tmp_path):
     assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == sorted(ASSETS)
     assert defs.resolve_job_def("curate_partition") is not None
     assert defs.resolve_job_def("train_and_evaluate") is not None
-    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "retrain_on_new_examples"}
+    assert defs.resolve_job_def("delete_user_data") is not None
+    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "retrain_on_new_examples", "deletion_requests_sensor"}
     assert {s.name for s in defs.schedules} == {"daily_scrape_schedule"}
 
 
