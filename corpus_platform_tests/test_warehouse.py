@@ -17,7 +17,10 @@ from corpus_platform.schema import examples_frame, make_example
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 AT = datetime(2026, 1, 1, 6, 0)
 TABLES = {"raw_examples", "quarantine", "filtered_examples", "deduplicated_examples", "scored_examples",
-          "dataset_splits", "decisions", "export_files", "schema_migrations"}
+          "dataset_splits", "decisions", "export_files", "schema_migrations", "deletion_audit"}
+SHIPPED = [(v, p.name) for v, p in warehouse.migrations()]  # what sql/ ships today
+VERSIONS = [v for v, _ in SHIPPED]
+NEXT = VERSIONS[-1] + 1  # the number a new migration would take
 VIEWS = {"example_decisions", "example_outcomes", "rejection_rates", "stage_counts"}
 
 
@@ -58,12 +61,13 @@ def write_raw(con, df: pl.DataFrame, day: date = D1, source: str = "public") -> 
 def test_migrate_applies_init_once(tmp_path):
     c = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
-        assert warehouse.migrate(c) == [1]
+        assert SHIPPED[0] == (1, "001_init.sql")
+        assert warehouse.migrate(c) == VERSIONS
         assert warehouse.migrate(c) == []
-        rows = c.execute("SELECT version, name FROM corpus.schema_migrations").fetchall()
-        assert rows == [(1, "001_init.sql")]
+        rows = c.execute("SELECT version, name FROM corpus.schema_migrations ORDER BY version").fetchall()
+        assert rows == SHIPPED
         assert objects(c, "BASE TABLE") == TABLES
-        assert objects(c, "VIEW") == VIEWS
+        assert VIEWS <= objects(c, "VIEW")  # views.sql may add more
     finally:
         c.close()
 
@@ -73,10 +77,10 @@ def test_migrations_listing_ignores_non_migrations(tmp_path):
     shutil.copytree(warehouse.SQL_DIR, sql)
     (sql / "notes.sql").write_text("SELECT 1;")
     (sql / "01_short.sql").write_text("SELECT 1;")
-    (sql / "010_later.sql").write_text("SELECT 1;")
-    (sql / "002_next.sql").write_text("SELECT 1;")
-    assert [(v, p.name) for v, p in warehouse.migrations(sql)] == [(1, "001_init.sql"), (2, "002_next.sql"),
-                                                                  (10, "010_later.sql")]
+    (sql / f"{NEXT:03d}_next.sql").write_text("SELECT 1;")
+    (sql / "999_later.sql").write_text("SELECT 1;")
+    assert [(v, p.name) for v, p in warehouse.migrations(sql)] == [*SHIPPED, (NEXT, f"{NEXT:03d}_next.sql"),
+                                                                  (999, "999_later.sql")]
 
 
 def test_connect_migrates_and_data_survives_reopen(tmp_path):
@@ -85,7 +89,7 @@ def test_connect_migrates_and_data_survives_reopen(tmp_path):
         write_raw(c, frame("a", "b"))
     with warehouse.connect(path) as c:
         assert count(c, "raw_examples") == 2
-        assert c.execute("SELECT count(*) FROM corpus.schema_migrations").fetchone()[0] == 1
+        assert c.execute("SELECT count(*) FROM corpus.schema_migrations").fetchone()[0] == len(VERSIONS)
     with warehouse.connect(path, read_only=True) as c:
         assert warehouse.read_partition(c, "raw_examples", D1, "public")["source_id"].sort().to_list() == ["a", "b"]
 
@@ -169,15 +173,15 @@ def test_new_migration_upgrades_existing_database_in_place(tmp_path):
         before = c.execute("SELECT * FROM corpus.raw_examples ORDER BY example_id").fetchall()
     sql = tmp_path / "sql"
     shutil.copytree(warehouse.SQL_DIR, sql)
-    (sql / "002_language.sql").write_text(
+    (sql / f"{NEXT:03d}_language.sql").write_text(
         "ALTER TABLE corpus.raw_examples ADD COLUMN language VARCHAR DEFAULT 'und';\n"
         "ALTER TABLE corpus.scored_examples ADD COLUMN judge_score DOUBLE;\n"
     )
     c = duckdb.connect(str(path))
     try:
-        assert warehouse.migrate(c, sql) == [2]
+        assert warehouse.migrate(c, sql) == [NEXT]
         assert warehouse.migrate(c, sql) == []
-        assert [r[0] for r in c.execute("SELECT version FROM corpus.schema_migrations ORDER BY version").fetchall()] == [1, 2]
+        assert [r[0] for r in c.execute("SELECT version FROM corpus.schema_migrations ORDER BY version").fetchall()] == [*VERSIONS, NEXT]
         after = c.execute("SELECT * EXCLUDE (language) FROM corpus.raw_examples ORDER BY example_id").fetchall()
         assert after == before
         assert {r[0] for r in c.execute("SELECT language FROM corpus.raw_examples").fetchall()} == {"und"}
@@ -192,11 +196,11 @@ def test_new_migration_upgrades_existing_database_in_place(tmp_path):
 def test_failing_migration_is_not_recorded(tmp_path, con):
     sql = tmp_path / "sql"
     shutil.copytree(warehouse.SQL_DIR, sql)
-    (sql / "002_broken.sql").write_text(
+    (sql / f"{NEXT:03d}_broken.sql").write_text(
         "CREATE TABLE corpus.half_done (x INTEGER);\nALTER TABLE corpus.does_not_exist ADD COLUMN y INTEGER;\n")
     with pytest.raises(duckdb.Error):
         warehouse.migrate(con, sql)
-    assert con.execute("SELECT version FROM corpus.schema_migrations").fetchall() == [(1,)]
+    assert [r[0] for r in con.execute("SELECT version FROM corpus.schema_migrations ORDER BY 1").fetchall()] == VERSIONS
     assert "half_done" not in objects(con, "BASE TABLE")
 
 

@@ -293,13 +293,17 @@ def _public(rng: random.Random, day: date, shared: list) -> dict[str, list]:
 
 
 def _feedback(rng: random.Random, answer: str, tag: str | None) -> dict | None:
+    """Feedback on good records only: an edit or correction replaces the response and a thumbs-down or
+    report rejects it, so feedback on a planted record or a planted copy would blur what each class
+    asserts."""
     r = rng.random()
-    if tag:  # bad replies are what users flag
-        return {"kind": "thumbs_down"} if tag in ("empty", "too_short", "no_letters") or r < 0.5 else None
+    if tag:
+        return None
     edit = answer.split(". ")[0].rstrip(".") + "."
+    correction = answer.rstrip() + " Ask me if you would like the steps shown one by one."
     for cut, fb in ((0.04, {"kind": "thumbs_down"}), (0.2, {"kind": "thumbs_up"}), (0.24, {"kind": "edit", "text": edit}),
-                    (0.26, {"kind": "correction", "text": "Please show the steps as well."}),
-                    (0.27, {"kind": "report", "text": "This is not what I asked."})):
+                    (0.26, {"kind": "correction", "text": correction}),
+                    (0.27, {"kind": "report", "comment": "This is not what I asked."})):
         if r < cut:
             return fb
     return None
@@ -315,17 +319,18 @@ def _conversations(rng: random.Random, day: date, shared: list) -> dict[str, lis
         sessions.append([(q, a, None) for q, a in good[:n]])
         good = good[n:]
     copies = [twin[:2], twin[:2], wsrc[:2], (wsrc[0], _ws_variant(wsrc[1])), shared[0][:2], shared[1][:2]]
-    sessions += [[(q, a, None)] for q, a in copies]
+    sessions += [[(q, a, "copy")] for q, a in copies]  # "copy": a planted duplicate, no feedback
     bad = [("", "empty"), (" \n ", "empty"), ("ok", "too_short"), (_long_text(rng), "too_long"),
            ("!!! ??? 123", "no_letters"), ("", "invalid_json"), ("", "missing_field"), ("", "wrong_type")]
     sessions += [[(_fresh(rng, seen)[0], a, tag)] for a, tag in bad]
     rows = []
     for k, sess in enumerate(sessions):
         user, model, t = rng.choice(USERS), rng.choice(["assistant-2025.11", "assistant-2025.12"]), rng.randrange(82_800)
-        for q, a, tag in sess:
+        for q, a, mark in sess:
+            tag = None if mark == "copy" else mark
             rec = {"session_id": f"sess-{day:%Y%m%d}-{k:03d}", "user_id": user, "timestamp": t,
                    "user_message": q, "bot_response": a, "model_version": model}
-            if fb := _feedback(rng, a, tag):
+            if fb := _feedback(rng, a, mark):
                 rec["feedback"] = fb
             rows.append((rec, tag))
             t += rng.randint(15, 240)
