@@ -15,8 +15,8 @@ Hashing
     Words are hashed with Polars' 64-bit `Series.hash` (fixed seed: deterministic for a given
     Polars version, not promised across Polars releases, so persisted signatures must be rebuilt
     on a Polars upgrade). A shingle hash combines its word hashes position-wise
-    (sum of h_j * K_j mod 2^64, plus the word count), goes through the MurmurHash3 64-bit finalizer
-    and keeps the high 32 bits: a uint32 per shingle, 4 bytes of memory each. Two distinct
+    (sum of h_j * K_j mod 2^64 with odd constants K_j, plus a salt for the word count) and keeps the
+    high 32 bits: a uint32 per shingle, 4 bytes of memory each. Two distinct
     shingles collide with probability 2^-32, which moves a Jaccard value by ~1e-6 in expectation.
 
 MinHash (`MinHasher`)
@@ -29,7 +29,6 @@ MinHash (`MinHasher`)
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +48,7 @@ _POS = np.array(
      0xA0761D6478BD642F, 0xE7037ED1A0B428DB],
     dtype=np.uint64,
 )
+_LEN_SALT = np.array([(k * int(_POS[5])) & (2**64 - 1) for k in range(6)], dtype=np.uint64)
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -102,7 +102,7 @@ def shingle_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     acc = h * _POS[0]
     for j in range(1, SHINGLE_SIZE):
         acc += pad[j : j + w] * _POS[j]
-    acc += _U64(SHINGLE_SIZE) * _POS[SHINGLE_SIZE]
+    acc += _LEN_SALT[SHINGLE_SIZE]
     doc = np.repeat(np.arange(n, dtype=np.int64), counts)
     start = np.arange(total, dtype=np.int64) - offsets[doc] + word_off[doc]
     out = acc[start]
@@ -114,9 +114,9 @@ def shingle_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         for j in range(SHINGLE_SIZE - 1):
             take = j < k
             comb[take] += h[s[take] + j] * _POS[j]
-        comb += k.astype(np.uint64) * _POS[SHINGLE_SIZE]
+        comb += _LEN_SALT[k]
         out[offsets[short]] = comb
-    return (fmix64(out) >> _U64(32)).astype(np.uint32), offsets
+    return (out >> _U64(32)).astype(np.uint32), offsets
 
 
 class MinHasher:
@@ -127,6 +127,7 @@ class MinHasher:
             raise ValueError("num_perm must be positive")
         self.num_perm = num_perm
         self.seed = seed
+        self.threads = _THREADS
         gen = np.random.RandomState(seed)
         self.a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
         self.b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
@@ -140,14 +141,17 @@ class MinHasher:
         """Signature of one document from its uint32 shingle hashes."""
         return self.signatures(np.asarray(hashes, np.uint32), np.array([0, len(hashes)], np.int64))[0]
 
-    def signatures(self, hashes: np.ndarray, offsets: np.ndarray, block: int = 16384) -> np.ndarray:
-        """(n_docs, num_perm) uint32; a document without shingles gets all 0xFFFFFFFF (empty)."""
+    def signatures(self, hashes: np.ndarray, offsets: np.ndarray, block: int = 8192) -> np.ndarray:
+        """(n_docs, num_perm) uint32; a document without shingles gets all 0xFFFFFFFF (empty).
+
+        Works on blocks of whole documents of about `block` shingles, permutation-major
+        ((num_perm, shingles) products, about 2.5 MB: cache-resident), minima per document with
+        ``np.minimum.reduceat`` along the contiguous axis."""
         n = offsets.size - 1
         sig = np.full((n, self.num_perm), np.uint32(0xFFFFFFFF), np.uint32)
         if n == 0 or hashes.size == 0:
             return sig
         mixed = fmix32(hashes)
-        # Blocks of whole documents of about `block` shingles; a longer document is its own block.
         cuts = [0]
         targets = np.searchsorted(offsets, np.arange(block, int(offsets[-1]), block), side="right") - 1
         for t in targets:
@@ -155,63 +159,45 @@ class MinHasher:
                 cuts.append(int(t))
         cuts.append(n)
         spans = list(zip(cuts[:-1], cuts[1:]))
+        a, b = self.a[:, None], self.b[:, None]
 
-        def work(span: tuple[int, int]) -> None:
-            d0, d1 = span
-            lo, hi = int(offsets[d0]), int(offsets[d1])
-            if hi == lo:
-                return
-            ph = np.multiply(mixed[lo:hi, None], self.a[None, :])
-            ph += self.b
-            starts = offsets[d0:d1] - lo
-            nonempty = np.flatnonzero(np.diff(offsets[d0 : d1 + 1]) > 0)
-            sig[d0 + nonempty] = np.minimum.reduceat(ph, starts[nonempty], axis=0)
+        def work(part: list[tuple[int, int]]) -> None:
+            for d0, d1 in part:
+                lo, hi = int(offsets[d0]), int(offsets[d1])
+                if hi == lo:
+                    continue
+                ph = np.multiply(a, mixed[None, lo:hi])
+                ph += b
+                nonempty = np.flatnonzero(offsets[d0 + 1 : d1 + 1] > offsets[d0:d1])
+                sig[d0 + nonempty] = np.minimum.reduceat(ph, offsets[d0 + nonempty] - lo, axis=1).T
 
-        if _THREADS > 1 and len(spans) > 1:
-            with ThreadPoolExecutor(_THREADS) as pool:
-                list(pool.map(work, spans))
+        if self.threads > 1 and len(spans) > 1:
+            half = len(spans) // 2
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(work, [spans[:half], spans[half:]]))
         else:
-            for span in spans:
-                work(span)
+            work(spans)
         return sig
 
 
-def candidate_probability(jaccard: float | np.ndarray, bands: int, rows: int) -> float | np.ndarray:
-    """P(two documents share at least one band) = 1 - (1 - J^rows)^bands."""
+def candidate_probability(jaccard, bands: int, rows: int):
+    """P(two documents of Jaccard J share at least one band key) = 1 - (1 - J^rows)^bands."""
     return 1.0 - (1.0 - np.asarray(jaccard, dtype=float) ** rows) ** bands
 
 
-def choose_bands(threshold: float, recall: float = 0.995, max_perm: int = 128) -> tuple[int, int]:
-    """The (bands, rows) with the fewest permutations whose candidate probability at `threshold`
-    is at least `recall`, preferring more rows per band (fewer false candidates to verify)."""
-    best: tuple[int, int, int] | None = None
-    for rows in range(1, 17):
-        p_band = threshold**rows
-        if p_band <= 0 or p_band >= 1:
-            continue
-        bands = math.ceil(math.log(1.0 - recall) / math.log(1.0 - p_band))
-        if bands * rows > max_perm:
-            continue
-        key = (bands * rows - 8 * rows, bands, rows)  # a row buys fewer false candidates: worth 8 perms
-        if best is None or key < best:
-            best = key
-    if best is None:
-        raise ValueError(f"no banding of <= {max_perm} permutations reaches recall {recall} at {threshold}")
-    return best[1], best[2]
-
-
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n_docs, bands) uint64: band j's `rows` signature values hashed into one 64-bit key."""
+    """(bands, n_docs) uint64: band j's `rows` signature values hashed into one 64-bit key
+    (band-major, so one band of many chunks concatenates contiguously)."""
     if bands * rows > signatures.shape[1]:
         raise ValueError("bands * rows exceeds the signature length")
     n = signatures.shape[0]
-    keys = np.empty((n, bands), np.uint64)
+    keys = np.empty((bands, n), np.uint64)
     for j in range(bands):
-        acc = np.full(n, _U64(j + 1) * _POS[SHINGLE_SIZE], np.uint64)
+        acc = keys[j]
+        acc[:] = ((j + 1) * int(_POS[SHINGLE_SIZE])) & (2**64 - 1)
         for t in range(rows):
             acc ^= signatures[:, j * rows + t].astype(np.uint64)
             fmix64(acc)
-        keys[:, j] = acc
     return keys
 
 
@@ -232,18 +218,22 @@ def _pairs_in_groups(members: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
     return np.concatenate(out) if out else np.zeros((0, 2), np.int64)
 
 
-def candidate_pairs(keys: np.ndarray, cap: int = 64) -> np.ndarray:
-    """Distinct (u, v) row pairs, u < v, that share a band key in any band. Row order is the
-    tie-break order (put rows in id order for order-independent results)."""
-    n = keys.shape[0]
-    if n < 2:
-        return np.zeros((0, 2), np.int64)
-    bits = max(1, int(n - 1).bit_length())
-    low = _U64((1 << bits) - 1)
-    rows = np.arange(n, dtype=np.uint64)
+def candidate_pairs(keys, cap: int = 64) -> np.ndarray:
+    """Distinct (u, v) row pairs, u < v, that share a band key in any band.
+
+    `keys`: a (bands, n) array or an iterable of per-band (n,) uint64 arrays. Row order is the
+    tie-break order of big buckets (put rows in id order for order-independent results). Each band
+    is one sort of ``key_high_bits | row`` (the row number in the low bits), then runs of equal
+    high bits are the buckets."""
     found = []
-    for j in range(keys.shape[1]):
-        packed = np.sort((keys[:, j] & ~low) | rows)
+    n = 0
+    for col in keys:
+        n = col.size
+        if n < 2:
+            break
+        bits = max(1, int(n - 1).bit_length())
+        low = _U64((1 << bits) - 1)
+        packed = np.sort((col & ~low) | np.arange(n, dtype=np.uint64))
         grp = packed >> _U64(bits)
         same = grp[1:] == grp[:-1]
         if not same.any():
@@ -255,8 +245,9 @@ def candidate_pairs(keys: np.ndarray, cap: int = 64) -> np.ndarray:
     if not found:
         return np.zeros((0, 2), np.int64)
     p = np.concatenate(found)
-    code = np.unique(np.minimum(p[:, 0], p[:, 1]).astype(np.uint64) * _U64(n) + np.maximum(p[:, 0], p[:, 1]).astype(np.uint64))
-    return np.stack([(code // _U64(n)).astype(np.int64), (code % _U64(n)).astype(np.int64)], axis=1)
+    n = _U64(n)
+    code = np.unique(np.minimum(p[:, 0], p[:, 1]).astype(np.uint64) * n + np.maximum(p[:, 0], p[:, 1]).astype(np.uint64))
+    return np.stack([(code // n).astype(np.int64), (code % n).astype(np.int64)], axis=1)
 
 
 def jaccard_pairs(get_shingles, pairs: np.ndarray, batch: int = 16384) -> np.ndarray:
