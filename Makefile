@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test ui dagster-home check-defs clean api
+.PHONY: install demo test ui dagster-home check-defs clean api bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ ui: install dagster-home
 # The capture API on 127.0.0.1:8000 (CORPUS_API_HOST/CORPUS_API_PORT); needs CORPUS_API_KEYS (README, "Capture API").
 api: install
 	$(BIN)/python -m corpus_platform.api
+
+# Near-duplicate detection against datatrove and datasketch on a corpus built from ../shared/data
+# (benchmarks/README.md; the 1M run: make -C benchmarks bench-1m).
+bench: install
+	$(BIN)/python benchmarks/run_dedup.py --n 100000
 
 check-defs: install dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
