@@ -32,3 +32,14 @@ UNION ALL SELECT 'filtered_examples', source, date, count(*) FROM corpus.filtere
 UNION ALL SELECT 'deduplicated_examples', source, date, count(*) FROM corpus.deduplicated_examples GROUP BY ALL
 UNION ALL SELECT 'scored_examples', source, date, count(*) FROM corpus.scored_examples GROUP BY ALL
 UNION ALL SELECT 'dataset_splits', source, date, count(*) FROM corpus.dataset_splits GROUP BY ALL;
+
+-- Why was this example dropped? Every rejection and duplicate with its rule, score and threshold (or
+-- the example it duplicates), next to the start of its first user and first assistant turn.
+CREATE OR REPLACE VIEW corpus.why_dropped AS
+SELECT d.example_id, d.source, d.date, d.stage, d.decision, d.rule, d.score, d.threshold, d.duplicate_of,
+       left(list_filter(r.messages, m -> m.role = 'user')[1].content, 200) AS first_user_text,
+       left(list_filter(r.messages, m -> m.role = 'assistant')[1].content, 200) AS first_assistant_text,
+       d.decided_at
+FROM corpus.decisions d
+LEFT JOIN corpus.raw_examples r USING (example_id, source, date)
+WHERE d.decision <> 'kept';

@@ -3,11 +3,50 @@
 NFKC folds compatibility forms (full-width letters, ligatures, non-breaking spaces) so that two
 examples that read the same hash the same. Whitespace is collapsed but line breaks are kept, since
 they carry structure (lists, code) that a fine-tuned model should learn.
+
+Social text gets two more steps, per source (`SocialSteps`; on for twitter, reddit, youtube and
+conversations, off for public and synthetic, whose code must keep its "####" and "aaa"):
+
+- elongation: a run of 3 or more of the same lowercase ASCII letter collapses to one letter
+  ("sooo" -> "so", "yesss" -> "yes", "hmmm" -> "hm"). Pairs survive ("cool", "bookkeeper"); uppercase
+  runs survive because they are acronyms and numerals ("III", "WWW", "AAA battery"); URLs are skipped.
+  Known loss: a word whose real spelling has a double letter is shortened too ("coool" -> "col").
+- hashtags: "#MachineLearning" -> "Machine Learning", "#machine_learning" -> "machine learning",
+  "#NASAMission" -> "NASA Mission", "#AI" -> "AI". A hashtag is "#" plus a letter at the start of a
+  word ("C#", "page#Anchor", "&#39;", "# Heading" and "#123" are left alone).
+
+Both skip text between backticks (inline code and ``` fences): the text is split on "`" and only the
+even segments (outside code) are rewritten, so it stays vectorized. Emoji are never touched.
 """
 
 from __future__ import annotations
 
+import string
+from dataclasses import dataclass
+
 import polars as pl
+
+SOCIAL_SOURCES = ("twitter", "reddit", "youtube", "conversations")
+
+_URL_SKIP = r"(https?://\S+|www\.\S+)"
+# Rust regex has no backreferences: one alternative per letter, each capturing its letter once.
+_ELONGATED = _URL_SKIP + "|" + "|".join(f"({c}){c}{{2,}}" for c in string.ascii_lowercase)
+_MARK = "\x01"  # control characters are removed before these steps run, so the marker is free
+_HASHTAG = r"(^|[^\p{L}\p{N}_&#/@])#(\p{L}[\p{L}\p{N}_]*)"
+# One word boundary inside a marked hashtag: lower/digit -> Upper, UPPER -> Upper+lower, or "_".
+_HASHTAG_SPLIT = _MARK + r"([\p{L}\p{N}]*?)(?:([\p{Ll}\p{N}])(\p{Lu})|(\p{Lu})(\p{Lu}\p{Ll})|_+([\p{L}\p{N}]))"
+_MAX_HASHTAG_WORDS = 12
+
+
+@dataclass(frozen=True)
+class SocialSteps:
+    elongation: bool = False
+    hashtags: bool = False
+
+
+def social_steps(source: str, sources: tuple[str, ...] | list[str] = SOCIAL_SOURCES) -> SocialSteps:
+    on = source in sources
+    return SocialSteps(elongation=on, hashtags=on)
 
 
 def normalize_text(expr: pl.Expr) -> pl.Expr:
@@ -23,13 +62,47 @@ def normalize_text(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def normalize_messages(df: pl.DataFrame) -> pl.DataFrame:
+def collapse_elongation(expr: pl.Expr) -> pl.Expr:
+    """Runs of 3+ of one lowercase ASCII letter -> that letter once; URLs are matched first and kept."""
+    groups = "".join(f"${{{i}}}" for i in range(1, len(string.ascii_lowercase) + 2))
+    return expr.str.replace_all(_ELONGATED, groups)
+
+
+def split_hashtags(expr: pl.Expr) -> pl.Expr:
+    """'#MachineLearning' -> 'Machine Learning': mark hashtags, split one boundary per pass, unmark."""
+    out = expr.str.replace_all(_HASHTAG, "${1}" + _MARK + "${2}")
+    # Each pass splits the first remaining boundary of every hashtag (the split-off word keeps the
+    # mark); a fixed number of passes keeps this a plain expression, and longer tags keep their tail.
+    for _ in range(_MAX_HASHTAG_WORDS - 1):
+        out = out.str.replace_all(_HASHTAG_SPLIT, _MARK + "${1}${2}${4} " + _MARK + "${3}${5}${6}")
+    return out.str.replace_all(_MARK, "", literal=True)
+
+
+def outside_code(expr: pl.Expr, step) -> pl.Expr:
+    """Apply `step` to the text outside backtick spans only (even segments of a split on '`')."""
+    return expr.str.split("`").list.eval(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(step(pl.element())).otherwise(pl.element())
+    ).list.join("`")
+
+
+def social_text(expr: pl.Expr, steps: SocialSteps) -> pl.Expr:
+    if not (steps.elongation or steps.hashtags):
+        return expr
+
+    def step(e: pl.Expr) -> pl.Expr:
+        e = split_hashtags(e) if steps.hashtags else e
+        return collapse_elongation(e) if steps.elongation else e
+
+    return outside_code(expr, step)
+
+
+def normalize_messages(df: pl.DataFrame, steps: SocialSteps = SocialSteps()) -> pl.DataFrame:
     """Normalize the content of every turn; roles and turn order are untouched."""
     return df.with_columns(
         pl.col("messages").list.eval(
             pl.struct(
                 pl.element().struct.field("role").alias("role"),
-                normalize_text(pl.element().struct.field("content")).alias("content"),
+                social_text(normalize_text(pl.element().struct.field("content")), steps).alias("content"),
             )
         )
     )

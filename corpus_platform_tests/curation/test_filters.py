@@ -15,7 +15,22 @@ AT = datetime(2026, 1, 2, 8, 30)
 GOOD_PROMPT = "What do cats like to do?"
 GOOD_ANSWER = "Cats like to sleep, play with string and watch birds."
 RULE_ORDER = ["has_user_turn", "has_assistant_turn", "ends_with_assistant_reply", "empty_turn", "min_response_chars", "max_total_chars",
-              "min_alpha_ratio"]
+              "min_alpha_ratio",
+              # content rules (test_filters_quality.py)
+              "safety_keywords", "toxicity", "language", "spam_keywords", "max_urls", "media_placeholders",
+              "min_distinct_words", "generic_phrase_share",
+              "gopher_min_words", "gopher_max_words", "gopher_min_avg_word_length", "gopher_max_avg_word_length",
+              "gopher_hash_ratio", "gopher_ellipsis_ratio", "gopher_bullet_lines", "gopher_ellipsis_lines",
+              "gopher_alpha_words", "gopher_stop_words",
+              "rep_dup_para_frac", "rep_dup_para_char_frac", "rep_dup_line_frac", "rep_dup_line_char_frac",
+              "rep_top_2_gram", "rep_top_3_gram", "rep_top_4_gram",
+              "rep_dup_5_gram", "rep_dup_6_gram", "rep_dup_7_gram", "rep_dup_8_gram", "rep_dup_9_gram", "rep_dup_10_gram"]
+
+
+def basic(**thresholds) -> FilterSettings:
+    """Only the basic rules: the content rules (test_filters_quality.py) would also reject the
+    degenerate texts ('a' * 10_000, 'word ' * 2500) these tests use to probe one threshold."""
+    return FilterSettings(**thresholds, profiles={"*": {name: False for name in RULE_ORDER[7:]}})
 
 
 def ex(source_id: str, *turns: tuple[str, str], source: str = "conversations") -> dict:
@@ -110,7 +125,7 @@ def test_thresholds_are_inclusive():
     below_min = ex("nine", ("user", GOOD_PROMPT), ("assistant", "abcdefghi"))
     at_max = ex("max", ("user", "q" * 2000), ("assistant", "a" * 10_000))  # exactly 12,000 chars
     above_max = ex("max+1", ("user", "q" * 2001), ("assistant", "a" * 10_000))
-    kept, decisions = decide([at_min, below_min, at_max, above_max])
+    kept, decisions = decide([at_min, below_min, at_max, above_max], basic())
     assert set(kept["source_id"]) == {"ten", "max"}
     rules = dict(zip(decisions["example_id"], decisions["rule"]))
     assert rules[below_min["example_id"]] == "min_response_chars"
@@ -135,9 +150,9 @@ def test_tighter_threshold_from_settings_rejects(settings, row, rule, threshold)
 @pytest.mark.parametrize(
     ("settings", "row"),
     [
-        (FilterSettings(min_response_chars=2), ex("ok", ("user", GOOD_PROMPT), ("assistant", "ok"))),
-        (FilterSettings(max_total_chars=20_000), ex("long", ("user", GOOD_PROMPT), ("assistant", LONG_ANSWER))),
-        (FilterSettings(min_alpha_ratio=0.2), ex("mostly-digits", ("user", GOOD_PROMPT), ("assistant", "1234567890 abc"))),
+        (basic(min_response_chars=2), ex("ok", ("user", GOOD_PROMPT), ("assistant", "ok"))),
+        (basic(max_total_chars=20_000), ex("long", ("user", GOOD_PROMPT), ("assistant", LONG_ANSWER))),
+        (basic(min_alpha_ratio=0.2), ex("mostly-digits", ("user", GOOD_PROMPT), ("assistant", "1234567890 abc"))),
     ],
 )
 def test_looser_threshold_from_settings_keeps(settings, row):

@@ -149,3 +149,79 @@ def test_conversation_text_includes_roles_in_order():
     )
     texts = df.select(conversation_text().alias("t"))["t"].to_list()
     assert texts == ["system\x1fBe kind.\x1euser\x1fHi\x1eassistant\x1fHello!", "assistant\x1fHello!\x1euser\x1fHi"]
+
+
+# Social steps (elongation, hashtags): per source, outside backticks, vectorized.
+from corpus_platform.curation.normalize import SOCIAL_SOURCES, SocialSteps, social_steps, social_text  # noqa: E402
+
+SOCIAL = SocialSteps(elongation=True, hashtags=True)
+
+
+def social(text: str, steps: SocialSteps = SOCIAL) -> str:
+    return pl.DataFrame({"t": [text]}).select(social_text(normalize_text(pl.col("t")), steps))["t"][0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("sooo good", "so good"),
+        ("yesss!!! hmmm", "yes!!! hm"),
+        ("noooooooo way", "no way"),
+        ("cool bookkeeper committee", "cool bookkeeper committee"),  # pairs survive
+        ("World War III, WWW, AAA battery", "World War III, WWW, AAA battery"),  # uppercase runs survive
+        ("see www.aaa.com and https://x.org/zzz", "see www.aaa.com and https://x.org/zzz"),  # URLs untouched
+        ("`aaa` stays, aaa goes", "`aaa` stays, a goes"),  # inline code untouched
+        ("```py\n#### aaa\nx = 'sooo'\n``` sooo", "```py\n#### aaa\nx = 'sooo'\n``` so"),  # fences untouched
+    ],
+)
+def test_elongation_collapses_runs_of_three_lowercase_letters(raw, expected):
+    assert social(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("#MachineLearning rocks", "Machine Learning rocks"),
+        ("#AI", "AI"),
+        ("love #NASAMission", "love NASA Mission"),
+        ("#COVID19Vaccine", "COVID19 Vaccine"),
+        ("#machine_learning", "machine learning"),
+        ("#ThisIsFine!", "This Is Fine!"),
+        ("C# and page#Anchor &#39; # Heading #123", "C# and page#Anchor &#39; # Heading #123"),  # not hashtags
+        ("`#NotATag` #RealTag", "`#NotATag` Real Tag"),
+    ],
+)
+def test_hashtags_are_split_into_words(raw, expected):
+    assert social(raw) == expected
+
+
+def test_emoji_survive_the_social_steps():
+    text = "sooo happy 🎉🎉🎉 #BestDay 👨\u200d👩\u200d👧"
+    assert social(text) == "so happy 🎉🎉🎉 Best Day 👨\u200d👩\u200d👧"
+
+
+def test_each_step_can_be_switched_alone():
+    assert social("#BigDay sooo", SocialSteps(elongation=True)) == "#BigDay so"
+    assert social("#BigDay sooo", SocialSteps(hashtags=True)) == "Big Day sooo"
+    assert social("#BigDay sooo", SocialSteps()) == "#BigDay sooo"
+
+
+def test_social_steps_are_on_for_chat_sources_and_off_for_instruction_data():
+    assert set(SOCIAL_SOURCES) == {"twitter", "reddit", "youtube", "conversations"}
+    for source in SOCIAL_SOURCES:
+        assert social_steps(source) == SOCIAL
+    for source in ("public", "synthetic"):
+        assert social_steps(source) == SocialSteps()
+    assert social_steps("public", sources=("public",)) == SOCIAL  # configurable
+
+
+def test_normalize_messages_applies_the_source_steps_to_every_turn():
+    df = frame([("user", "#GoodMorning sooo"), ("assistant", "Morning! #CoffeeTime")])
+    assert normalize_messages(df)["messages"].to_list()[0][0]["content"] == "#GoodMorning sooo"  # default: off
+    out = normalize_messages(df, SOCIAL)["messages"].to_list()[0]
+    assert [m["content"] for m in out] == ["Good Morning so", "Morning! Coffee Time"]
+
+
+def test_social_steps_are_idempotent():
+    once = social("#MachineLearning is sooo cool")
+    assert social(once) == once

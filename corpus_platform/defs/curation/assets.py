@@ -11,8 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
 from corpus_platform.curation.dedup import dedup_exact, with_content_hash
-from corpus_platform.curation.filters import apply_filters
-from corpus_platform.curation.normalize import normalize_messages
+from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.ingest.assets import raw_examples
@@ -54,11 +53,12 @@ def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, st
 _partitioned = dict(partitions_def=corpus_partitions, group_name="curation", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"})
 
 
-@dg.asset(deps=[raw_examples], description="Normalized (NFKC, whitespace) examples that pass the basic filters.", **_partitioned)
+@dg.asset(deps=[raw_examples], description="Normalized examples, PII masked, that pass the filters of their source's profile.", **_partitioned)
 def filtered_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
-    settings = curation.filters()
+    settings, (_, source), stats = curation.filter_stage(), partition_of(context), {}
     return _run_stage(context, duckdb, upstream="raw_examples", table="filtered_examples", stage="filter",
-                      compute=lambda df, con: apply_filters(normalize_messages(df), settings))
+                      compute=lambda df, con: run_filter_stage(df, source, settings, stats),
+                      extra_metadata=lambda kept: stats_metadata(stats))
 
 
 @dg.asset(deps=[filtered_examples], description="Exact duplicates (SHA-256 of normalized text) removed, within the day and against every other kept partition.", **_partitioned)

@@ -4,11 +4,14 @@ when one fails, the run does not materialize the assets downstream of it."""
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from corpus_platform.defs.curation.assets import dataset_splits, deduplicated_examples, scored_examples
+from corpus_platform.curation.exports import latest_export
+from corpus_platform.curation.pii import PII_TYPES, scan_export
+from corpus_platform.defs.curation.assets import (dataset_splits, deduplicated_examples, filtered_examples, scored_examples,
+                                                  training_exports)
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
-from corpus_platform.defs.resources import warehouse
+from corpus_platform.defs.resources import CorpusHome, warehouse
 
 _partitioned = dict(partitions_def=corpus_partitions, pool=WAREHOUSE_POOL, blocking=True)
 
@@ -97,4 +100,54 @@ def minimum_rows_per_split(duckdb: DuckDBResource, curation: CurationSettings) -
         passed=not short,
         metadata={**{f"{s}_rows": counts.get(s, 0) for s in need}, **{f"{s}_minimum": n for s, n in need.items()}},
         description=f"splits below minimum: {short}" if short else None,
+    )
+
+
+@dg.asset_check(asset=filtered_examples, partitions_def=corpus_partitions, pool=WAREHOUSE_POOL, blocking=False,
+                description="Share of the partition's examples rejected by the `toxicity` rule is at most `max_toxicity_share` (warns only).")
+def toxicity_share_below_threshold(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.AssetCheckResult:
+    day, source = partition_of(context)
+    with warehouse(duckdb) as con:
+        rows, toxic = _one(con, """
+            SELECT count(*), count(*) FILTER (WHERE rule = 'toxicity') FROM corpus.decisions
+            WHERE stage = 'filter' AND date = ? AND source = ?""", [day, source])
+    share = toxic / rows if rows else 0.0
+    return dg.AssetCheckResult(
+        passed=share <= curation.max_toxicity_share, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"examples": rows, "rejected_by_toxicity": toxic, "share": round(share, 4),
+                  "threshold": curation.max_toxicity_share,
+                  "backend": curation.filters().toxicity_backend},
+    )
+
+
+@dg.asset_check(asset=filtered_examples, description="Share of kept examples whose detected language (metadata.curation.lang) is allowed is at least `min_language_share`.", **_partitioned)
+def language_share(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.AssetCheckResult:
+    day, source = partition_of(context)
+    with warehouse(duckdb) as con:
+        rows, allowed = _one(con, """
+            SELECT count(*), count(*) FILTER (WHERE list_contains(?, json_extract_string(metadata, '$.curation.lang')))
+            FROM corpus.filtered_examples WHERE date = ? AND source = ?""", [list(curation.allowed_languages), day, source])
+    share = allowed / rows if rows else 1.0
+    return dg.AssetCheckResult(
+        passed=share >= curation.min_language_share,
+        metadata={"kept": rows, "in_allowed_languages": allowed, "share": round(share, 4),
+                  "threshold": curation.min_language_share, "allowed": ", ".join(curation.allowed_languages)},
+    )
+
+
+@dg.asset_check(asset=training_exports, blocking=True,
+                description="The latest export's files hold no e-mail, URL, IP, card, phone number or handle (the masking regexes find nothing).")
+def no_pii_in_exports(corpus_home: CorpusHome) -> dg.AssetCheckResult:
+    try:
+        export = latest_export(corpus_home.layout.exports)
+    except FileNotFoundError as e:
+        return dg.AssetCheckResult(passed=False, description=str(e))
+    found = scan_export(export)
+    totals = {t: sum(counts[t] for counts in found.values()) for t in PII_TYPES}
+    dirty = {path: {t: n for t, n in counts.items() if n} for path, counts in found.items() if any(counts.values())}
+    return dg.AssetCheckResult(
+        passed=not dirty,
+        metadata={"export": str(export), "files_scanned": len(found), **{f"{t}_matches": n for t, n in totals.items()},
+                  "files_with_pii": dg.MetadataValue.json(dirty)},
+        description=f"PII found in {len(dirty)} export file(s)" if dirty else None,
     )

@@ -1,8 +1,13 @@
 """Curation thresholds as configuration (editable in the launchpad), not literals in code."""
 
+import json
+
 import dagster as dg
 
-from corpus_platform.curation.filters import FilterSettings
+from corpus_platform.curation.classifiers import ToxicitySettings
+from corpus_platform.curation.filter_stage import FilterStageSettings
+from corpus_platform.curation.filters import DEFAULT_PROFILES, FilterSettings
+from corpus_platform.curation.normalize import SOCIAL_SOURCES
 from corpus_platform.curation.scoring import ScoreSettings
 from corpus_platform.curation.splits import SplitSettings
 
@@ -19,9 +24,52 @@ class CurationSettings(dg.ConfigurableResource):
     min_train_rows: int = 50
     min_val_rows: int = 5
     min_test_rows: int = 5
+    # Content filters (corpus_platform.curation.filters); the lists default to the built-in ones.
+    allowed_languages: list[str] = ["en"]
+    min_language_confidence: float = 0.8
+    max_toxicity: float = 0.8
+    detoxify_checkpoint: str = ""  # a local Detoxify .ckpt: use Detoxify instead of alt-profanity-check
+    detoxify_model_type: str = "original"
+    detoxify_config_path: str = ""  # local HF config + tokenizer folder of the checkpoint's transformer
+    max_urls: int = 3
+    min_distinct_words: int = 8
+    max_generic_share: float = 0.5
+    spam_keywords: list[str] | None = None
+    safety_keywords: list[str] | None = None
+    generic_phrases: list[str] | None = None
+    media_placeholders: list[str] | None = None
+    # {source or "*": {rule: threshold | true | false}}, merged rule by rule over the shipped profiles.
+    filter_profiles_json: str = ""
+    social_normalization_sources: list[str] = list(SOCIAL_SOURCES)
+    mask_pii: bool = True
+    pii_ner_sources: list[str] = []
+    # Checks on filtered_examples.
+    max_toxicity_share: float = 0.05  # toxicity_share_below_threshold (warns, does not block)
+    min_language_share: float = 0.9  # language_share
+
+    def profiles(self) -> dict[str, dict]:
+        merged = {source: dict(rules) for source, rules in DEFAULT_PROFILES.items()}
+        for source, rules in (json.loads(self.filter_profiles_json) if self.filter_profiles_json.strip() else {}).items():
+            merged.setdefault(source, {}).update(rules)
+        return merged
 
     def filters(self) -> FilterSettings:
-        return FilterSettings(self.min_response_chars, self.max_total_chars, self.min_alpha_ratio)
+        lists = {name: tuple(value) for name, value in [
+            ("spam_keywords", self.spam_keywords), ("safety_keywords", self.safety_keywords),
+            ("generic_phrases", self.generic_phrases), ("media_placeholders", self.media_placeholders),
+        ] if value is not None}
+        return FilterSettings(
+            self.min_response_chars, self.max_total_chars, self.min_alpha_ratio,
+            allowed_languages=tuple(self.allowed_languages), min_language_confidence=self.min_language_confidence,
+            max_toxicity=self.max_toxicity,
+            toxicity=ToxicitySettings(self.detoxify_checkpoint, self.detoxify_model_type, self.detoxify_config_path),
+            max_urls=self.max_urls, min_distinct_words=self.min_distinct_words,
+            max_generic_share=self.max_generic_share, profiles=self.profiles(), **lists,
+        )
+
+    def filter_stage(self) -> FilterStageSettings:
+        return FilterStageSettings(self.filters(), tuple(self.social_normalization_sources), self.mask_pii,
+                                   tuple(self.pii_ner_sources))
 
     def scoring(self) -> ScoreSettings:
         return ScoreSettings(min_quality=self.min_quality)
