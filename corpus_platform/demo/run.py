@@ -97,6 +97,22 @@ def summarize(home: Path, result: DemoResult) -> str:
                    f"eval loss {metrics.get('eval_loss'):.4f}")
         out.append(f"Evaluation on {evaluation['examples']} test examples (assistant tokens):")
         out.append(f"  perplexity base {evaluation['base']['perplexity']:.3f} -> adapter {evaluation['adapter']['perplexity']:.3f}")
+        gen = evaluation.get("generations")
+        if gen and gen["examples"]:
+            out.append(f"  token F1 vs reference base {gen['base']['token_f1']:.3f} -> adapter {gen['adapter']['token_f1']:.3f}, "
+                       f"ROUGE-L {gen['base']['rouge_l']:.3f} -> {gen['adapter']['rouge_l']:.3f} ({gen['examples']} greedy generations)")
+        out.append(f"  judge: {evaluation.get('judge', {}).get('status', 'skipped')}")
+        stats = evaluation.get("statistics")
+        if stats:
+            lo, hi = stats["win_rate_ci"]
+            out.append(f"  {stats['source']}: p = {stats['p_value']:.3g}, Cohen's d = {stats['cohens_d']:.3f}, "
+                       f"win rate {stats['win_rate']:.3f} (95% CI {lo:.3f} to {hi:.3f})")
+        promotion = evaluation.get("promotion")
+        if promotion:
+            verdict = "PASSED, adapter promoted to adapters/current" if promotion["passed"] else "FAILED, not promoted"
+            out.append(f"  promotion gate: {verdict} ({promotion['reason']})")
+        else:
+            out.append("  promotion gate: not evaluated")
     except (FileNotFoundError, KeyError, TypeError) as e:
         out.append(f"\nNo adapter/evaluation: {e}")
     out.append("\nOpen the UI:  make ui   (http://127.0.0.1:3000)")

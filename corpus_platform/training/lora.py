@@ -1,8 +1,9 @@
 """LoRA fine-tuning on chat JSONL with the loss on assistant tokens only.
 
-Built on transformers `Trainer` + peft so early stopping, checkpoint resume and W&B can be added as
-callbacks/arguments later without rewriting the loop. Training writes into `<output_dir>.tmp-<pid>`
-and renames it into place only on success, so a half-trained adapter is never visible.
+Built on transformers `Trainer` + peft: early stopping on eval loss with the best checkpoint loaded at
+the end, checkpoints in a stable work dir so an interrupted run resumes where it stopped, QLoRA (4-bit
+NF4) when CUDA is present, and W&B tracking through a callback. The finished adapter is written into
+`<output_dir>.tmp-<pid>` and renamed into place only on success, so a half-written one is never visible.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 IGNORE_INDEX = -100
+LOSS_CURVES = "loss_curves.png"
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -36,7 +38,11 @@ class LoraTrainingConfig:
     eval_steps: int = 50
     max_steps: int = -1  # -1 = no cap; the demo caps steps to fit minutes on 2 CPU cores
     seed: int = 42
-    logging_steps: int = 10
+    logging_steps: int = 1  # per-step train loss, learning rate and grad norm for tracking and loss curves
+    early_stopping_patience: int = 3  # evaluations without improvement before training stops; 0 = off
+    early_stopping_threshold: float = 0.01  # an eval-loss decrease must exceed this to count as improvement
+    save_total_limit: int = 3  # checkpoints kept in the work dir (the best one is always kept too)
+    quantization: str = "auto"  # auto: QLoRA 4-bit NF4 when CUDA is present | none | nf4 (requires CUDA)
 
     @property
     def effective_batch_size(self) -> int:
@@ -147,24 +153,83 @@ class PaddingCollator:
         }
 
 
+RUN_SPEC = "run_spec.json"
+
+
+def default_work_dir(output_dir: Path) -> Path:
+    return output_dir.parent / ".work" / output_dir.name
+
+
+def prepare_work_dir(work_dir: Path, spec: dict) -> Path | None:
+    """Reuse `work_dir` only for the same run spec (config, base model, data hashes); returns the last
+    complete checkpoint to resume from. A checkpoint is complete once its trainer_state.json exists
+    (Trainer writes it last), so one cut short by a kill is deleted instead of crashing the resume."""
+    spec_path = work_dir / RUN_SPEC
+    if spec_path.is_file() and json.loads(spec_path.read_text()) != spec:
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(spec_path, spec)
+    complete = []
+    for path in work_dir.glob("checkpoint-*"):
+        if not path.name.split("-", 1)[1].isdigit():
+            continue
+        if (path / "trainer_state.json").is_file():
+            complete.append(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return max(complete, key=lambda p: int(p.name.split("-", 1)[1])) if complete else None
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _train_loss_near(history: list[dict], step: int, window: int, fallback: float) -> float:
+    """Mean logged train loss over the eval interval ending at `step`: the train loss of the shipped model."""
+    losses = [row["loss"] for row in history if "loss" in row and step - window < row["step"] <= step]
+    if not losses:
+        losses = [row["loss"] for row in history if "loss" in row and row["step"] <= step][-1:]
+    return float(sum(losses) / len(losses)) if losses else float(fallback)
+
+
 def train_lora(base_model_path: Path | str, train_path: Path | str, val_path: Path | str,
-               output_dir: Path | str, config: LoraTrainingConfig | None = None) -> dict:
-    """Train a LoRA adapter; writes adapter + tokenizer + training_config.json + metrics.json; returns metrics."""
+               output_dir: Path | str, config: LoraTrainingConfig | None = None, *,
+               work_dir: Path | str | None = None, lineage: dict | None = None, tracking=None,
+               callbacks: tuple = ()) -> dict:
+    """Train a LoRA adapter; returns its metrics.
+
+    Writes adapter + tokenizer, training_config.json, metrics.json, loss_curves.png, a model card README.md
+    and (given `lineage`) data_version.json. Checkpoints go to `work_dir` (default `<parent>/.work/<name>`):
+    a rerun with the same spec resumes from the last one; it is deleted once the adapter is in place.
+    `tracking` (a `WandbSettings`) opens a W&B run that gets the per-step history and the adapter artifact.
+    """
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
-    from corpus_platform.training.models import load_model_and_tokenizer
+    from corpus_platform.training.card import write_model_card
+    from corpus_platform.training.models import load_model_for_training, use_qlora
+    from corpus_platform.training.tracking import WandbTracker, plot_loss_curves
 
     config = config or LoraTrainingConfig()
     output_dir = Path(output_dir)
+    work_dir = Path(work_dir) if work_dir else default_work_dir(output_dir)
     tmp_dir = output_dir.parent / f"{output_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
+    qlora = use_qlora(config.quantization)
+    spec = {"config": asdict(config), "base_model": str(base_model_path), "qlora": qlora,
+            "train_sha256": _file_sha256(Path(train_path)), "val_sha256": _file_sha256(Path(val_path))}
+    resume_from = prepare_work_dir(work_dir, spec)
+    tracker = WandbTracker(tracking) if tracking is not None else None
     started = time.monotonic()
     try:
         set_seed(config.seed)
-        model, tokenizer = load_model_and_tokenizer(base_model_path)
+        model, tokenizer = load_model_for_training(base_model_path, qlora=qlora)
         train_features, _, skipped_train = encode_conversations(tokenizer, load_chat_jsonl(train_path), config.max_seq_len)
         val_features, _, skipped_val = encode_conversations(tokenizer, load_chat_jsonl(val_path), config.max_seq_len)
         if not train_features:
@@ -175,7 +240,7 @@ def train_lora(base_model_path: Path | str, train_path: Path | str, val_path: Pa
         ))
         do_eval = bool(val_features)
         args = TrainingArguments(
-            output_dir=str(tmp_dir),
+            output_dir=str(work_dir),
             per_device_train_batch_size=config.per_device_batch_size,
             per_device_eval_batch_size=config.per_device_batch_size,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -187,54 +252,103 @@ def train_lora(base_model_path: Path | str, train_path: Path | str, val_path: Pa
             eval_strategy="steps" if do_eval else "no",
             eval_steps=config.eval_steps,
             save_strategy="steps",
-            save_steps=config.eval_steps,
-            save_total_limit=2,
+            save_steps=config.eval_steps,  # equal to eval_steps, as load_best_model_at_end requires
+            save_total_limit=config.save_total_limit,
+            load_best_model_at_end=do_eval,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
             logging_steps=config.logging_steps,
             seed=config.seed,
-            report_to="none",
+            report_to="none",  # W&B goes through our callback, so offline/online is decided in one place
             remove_unused_columns=False,
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,
+            bf16=qlora,
             dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
+        all_callbacks = list(callbacks)
+        if do_eval and config.early_stopping_patience > 0:
+            all_callbacks.append(EarlyStoppingCallback(config.early_stopping_patience, config.early_stopping_threshold))
+        if tracker is not None:
+            tracker.start(config={**spec["config"], **{k: v for k, v in spec.items() if k != "config"},
+                                  "train_examples": len(train_features), "val_examples": len(val_features),
+                                  "resume_from": resume_from.name if resume_from else None, **(lineage or {})},
+                          name=output_dir.name)
+            all_callbacks.append(tracker.callback())
         trainer = Trainer(
             model=model, args=args, train_dataset=train_features, eval_dataset=val_features if do_eval else None,
-            data_collator=PaddingCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+            data_collator=PaddingCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=all_callbacks,
         )
-        train_result = trainer.train()
-        evals = [row for row in trainer.state.log_history if "eval_loss" in row]
+        trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history goes to W&B and the PNG
+        train_result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        state = trainer.state
+        history = state.log_history
+        best_step = state.best_global_step if do_eval and state.best_global_step else state.global_step
         eval_loss = None
-        if do_eval:  # evaluate at the end unless the last step already did
-            final = evals[-1] if evals and evals[-1]["step"] == trainer.state.global_step else trainer.evaluate()
-            eval_loss = final["eval_loss"]
+        if do_eval:  # the best checkpoint is loaded: its eval loss is best_metric
+            eval_loss = state.best_metric if state.best_metric is not None else trainer.evaluate()["eval_loss"]
+        final_train_loss = _train_loss_near(history, best_step, config.eval_steps, train_result.training_loss)
 
-        for checkpoint in tmp_dir.glob("checkpoint-*"):  # resume state is useless once training finished
-            shutil.rmtree(checkpoint)
+        tmp_dir.mkdir(parents=True)
         model.save_pretrained(tmp_dir)
         tokenizer.save_pretrained(tmp_dir)
         metrics = {
-            "train_loss": float(train_result.training_loss),
+            "train_loss": float(train_result.training_loss),  # mean over the whole run
+            "final_train_loss": final_train_loss,
             "eval_loss": None if eval_loss is None else float(eval_loss),
-            "steps": int(trainer.state.global_step),
+            "train_eval_gap": None if eval_loss is None else float(eval_loss) - final_train_loss,
+            "steps": int(state.global_step),
+            "max_steps": int(state.max_steps),
+            "best_step": int(best_step),
+            "stopped_early": bool(do_eval and state.global_step < state.max_steps),
+            "resumed_from_step": int(resume_from.name.split("-", 1)[1]) if resume_from else None,
+            "qlora": qlora,
             "train_examples": len(train_features),
             "val_examples": len(val_features),
             "skipped_examples": skipped_train + skipped_val,
             "runtime_s": round(time.monotonic() - started, 3),
-            "tokens_trained": int(trainer.state.num_input_tokens_seen),
-            "eval_history": [
-                {"step": row["step"], "eval_loss": row["eval_loss"]}
-                for row in trainer.state.log_history if "eval_loss" in row
+            "tokens_trained": int(state.num_input_tokens_seen),
+            "train_history": [
+                {k: row[k] for k in ("step", "loss", "learning_rate", "grad_norm") if k in row}
+                for row in history if "loss" in row
             ],
+            "eval_history": [{"step": row["step"], "eval_loss": row["eval_loss"]} for row in history if "eval_loss" in row],
             "torch_threads": torch.get_num_threads(),
         }
-        _write_json(tmp_dir / "training_config.json", {**asdict(config), "base_model": str(base_model_path)})
+        if tracker is not None:
+            metrics["wandb"] = tracker.info()
+        plot_loss_curves(metrics["train_history"], metrics["eval_history"], tmp_dir / LOSS_CURVES,
+                         best_step=best_step if do_eval else None, title=output_dir.name)
+        _write_json(tmp_dir / "training_config.json", {**asdict(config), "base_model": str(base_model_path),
+                                                       "qlora": qlora})
         _write_json(tmp_dir / "metrics.json", metrics)
+        if lineage is not None:
+            _write_json(tmp_dir / "data_version.json", lineage)
+        write_model_card(tmp_dir, location=output_dir)
         _replace_dir(tmp_dir, output_dir)
+        if tracker is not None:
+            tracker.log_image("loss_curves", output_dir / LOSS_CURVES)
+            tracker.log_adapter(output_dir, summary={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+            tracker.finish()
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if tracker is not None:
+            tracker.finish(exit_code=1)
+        if not any(work_dir.glob("checkpoint-*")):  # nothing to resume from
+            _remove_work_dir(work_dir)
         raise
+    _remove_work_dir(work_dir)  # the adapter is in place; resume state is useless now
     return metrics
+
+
+def _remove_work_dir(work_dir: Path) -> None:
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if work_dir.parent.name == ".work":
+        try:
+            work_dir.parent.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def _write_json(path: Path, payload: dict) -> None:

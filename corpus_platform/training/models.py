@@ -105,18 +105,70 @@ def _convert_embedded_smollm2(cache_dir: Path) -> Path:
     return target
 
 
-def load_model_and_tokenizer(path: Path | str):
-    """Load a causal LM in float32 on CPU with a tokenizer ready for padded, chat-formatted batches."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load_tokenizer(path: Path | str):
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def load_model_and_tokenizer(path: Path | str):
+    """Load a causal LM in float32 on CPU with a tokenizer ready for padded, chat-formatted batches."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.to("cpu")
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+QUANTIZATION_MODES = ("auto", "none", "nf4")
+
+
+def use_qlora(mode: str) -> bool:
+    """Whether to train QLoRA: `auto` when CUDA is present (bitsandbytes 4-bit needs a GPU), `nf4` always
+    (an error without CUDA, rather than silently training something else), `none` never."""
+    import torch
+
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}, not {mode!r}")
+    cuda = torch.cuda.is_available()
+    if mode == "nf4" and not cuda:
+        raise RuntimeError("quantization='nf4' (QLoRA) needs a CUDA GPU; use 'auto' or 'none' on CPU")
+    return mode == "nf4" or (mode == "auto" and cuda)
+
+
+def qlora_quantization_config():
+    """The QLoRA recipe: 4-bit NF4 weights, double quantization of the scales, bf16 compute."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_model_for_training(path: Path | str, qlora: bool = False):
+    """The float32 CPU model, or (qlora) the 4-bit NF4 model on the current GPU prepared for k-bit training
+    (norms in fp32, input grads on, gradient checkpointing) so LoRA layers train on top of it."""
+    if not qlora:
+        return load_model_and_tokenizer(path)
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path), quantization_config=qlora_quantization_config(), dtype=torch.bfloat16,
+        device_map={"": torch.cuda.current_device()},
+    )
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

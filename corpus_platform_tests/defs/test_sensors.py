@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.ingest.sensors import landing_files_sensor
 from corpus_platform.defs.operations.schedules import daily_scrape_schedule
 from corpus_platform.defs.resources import CorpusHome
@@ -59,9 +60,22 @@ def report_scored(instance, partition, rows):
         dg.AssetMaterialization(asset_key="scored_examples", partition=partition, metadata={"dagster/row_count": rows}))
 
 
-def evaluate_retrain(instance, threshold=200):
-    context = dg.build_sensor_context(instance=instance, resources={"training": TrainingSettings(retrain_min_new_rows=threshold)})
+def evaluate_retrain(instance, threshold=200, **curation):
+    context = dg.build_sensor_context(instance=instance, resources={
+        "training": TrainingSettings(retrain_min_new_rows=threshold), "curation": CurationSettings(**curation)})
     return retrain_on_new_examples(context)
+
+
+def report_check(instance, asset, check, passed, partition=None):
+    """A check evaluation as a run would record it (each in its own run, as re-evaluations are)."""
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.utils import make_new_run_id
+
+    evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey(asset), check_name=check, passed=passed, partition=partition)
+    instance.report_dagster_event(
+        DagsterEvent(event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION.value, job_name="checks",
+                     event_specific_data=evaluation),
+        run_id=make_new_run_id())
 
 
 def test_retrain_triggers_once_enough_new_rows_arrive_and_never_twice_for_the_same_data():
@@ -83,6 +97,50 @@ def test_retrain_triggers_once_enough_new_rows_arrive_and_never_twice_for_the_sa
         third = evaluate_retrain(instance)
         assert isinstance(third, dg.RunRequest) and third.run_key != second.run_key
         assert third.tags["corpus/new_scored_rows"] == "250"
+
+
+def test_retrain_waits_for_green_checks_on_every_scored_partition():
+    with dg.instance_for_test() as instance:
+        report_scored(instance, "2026-01-01|public", 150)
+        report_check(instance, "scored_examples", "mean_quality_above_threshold", True, "2026-01-01|public")
+        report_scored(instance, "2026-01-02|public", 150)
+        report_check(instance, "scored_examples", "mean_quality_above_threshold", False, "2026-01-02|public")
+        blocked = evaluate_retrain(instance)
+        assert isinstance(blocked, dg.SkipReason) and "300 new scored rows, but not ready" in blocked.skip_message
+        assert "scored_examples.mean_quality_above_threshold [2026-01-02|public] failed" in blocked.skip_message
+        assert "2026-01-01" not in blocked.skip_message
+
+        # The partition is curated again and now passes: its latest evaluation is what counts.
+        report_scored(instance, "2026-01-02|public", 150)
+        report_check(instance, "scored_examples", "mean_quality_above_threshold", True, "2026-01-02|public")
+        ready = evaluate_retrain(instance)
+        assert isinstance(ready, dg.RunRequest) and ready.tags["corpus/new_scored_rows"] == "300"
+        assert evaluate_retrain(instance).run_key == ready.run_key  # still once only
+
+
+def test_retrain_requires_the_minimum_rows_per_split():
+    with dg.instance_for_test() as instance:
+        report_scored(instance, "2026-01-01|public", 220)
+        # Projected from the scored rows: 5% of 220 = 11 test rows, short of 20.
+        short = evaluate_retrain(instance, min_test_rows=20)
+        assert isinstance(short, dg.SkipReason)
+        assert "test split 11 rows < 20 (projected from scored rows)" in short.skip_message
+        assert isinstance(evaluate_retrain(instance, min_test_rows=10), dg.RunRequest)
+
+        # Splits materialized after the newest scored data are the real counts, and their checks count too.
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key="dataset_splits", metadata={"train_rows": 200, "val_rows": 3, "test_rows": 17}))
+        report_check(instance, "dataset_splits", "minimum_rows_per_split", False)
+        splits = evaluate_retrain(instance)
+        assert isinstance(splits, dg.SkipReason)
+        assert "val split 3 rows < 5 (dataset_splits)" in splits.skip_message
+        assert "dataset_splits.minimum_rows_per_split failed" in splits.skip_message
+
+        # New scored data since those splits: projected again (the triggered run re-splits and re-checks).
+        report_scored(instance, "2026-01-02|conversations", 200)
+        request = evaluate_retrain(instance)
+        assert isinstance(request, dg.RunRequest) and request.tags["corpus/split_rows_source"] == "projected from scored rows"
+        assert request.tags["corpus/split_rows"] == "train=378,val=21,test=21"
 
 
 def test_daily_schedule_requests_yesterday_for_every_scraping_source():

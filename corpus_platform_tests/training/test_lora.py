@@ -1,4 +1,5 @@
-"""LoRA training: assistant-only loss masking, the adapter a run leaves behind, base-model resolution."""
+"""LoRA training: assistant-only loss masking, the adapter a run leaves behind, early stopping, resume after
+an interruption, versioning and merging, QLoRA selection, base-model resolution."""
 
 import json
 import time
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, TrainerCallback
 
 from corpus_platform.training.lora import (
     IGNORE_INDEX,
@@ -203,3 +204,158 @@ def test_embedded_smollm2_converts_once_and_masks(tmp_path):
     with torch.no_grad():
         loss = model(**{k: torch.tensor([v]) for k, v in encoded.items()}).loss
     assert loss.item() < 1.5
+
+
+# --- early stopping, resume, QLoRA, versioning ------------------------------------------------------------
+
+ANSWER_A = "Thanks, that was useful. You're welcome, happy to help!"
+ANSWER_B = "1 2 3 4 5 6 7 8 9 10 numbers, dates: 2026-01-01"
+
+
+def same_answer(n, answer):
+    return [[{"role": "user", "content": f"Tell me about item {i}."}, {"role": "assistant", "content": answer}]
+            for i in range(n)]
+
+
+def test_early_stopping_stops_when_eval_loss_rises_and_ships_the_best_checkpoint(tiny_model_dir, tmp_path):
+    """Train on one fixed answer, evaluate on a disjoint one, with a high LR: the model drifts toward the
+    training answer, eval loss rises, and training stops after `patience` evaluations without improvement."""
+    from corpus_platform.evaluation.perplexity import evaluate_perplexity
+
+    train = write_chat_jsonl(tmp_path / "train.jsonl", same_answer(24, ANSWER_A))
+    val = write_chat_jsonl(tmp_path / "val.jsonl", same_answer(4, ANSWER_B))
+    out = tmp_path / "adapters" / "run"
+    config = LoraTrainingConfig(rank=8, alpha=16, dropout=0.0, learning_rate=5e-2, warmup_ratio=0.0,
+                                per_device_batch_size=4, gradient_accumulation_steps=1, max_steps=40, eval_steps=1,
+                                max_seq_len=64)
+    assert (config.early_stopping_patience, config.early_stopping_threshold, config.save_total_limit) == (3, 0.01, 3)
+    metrics = train_lora(tiny_model_dir, train, val, out, config)
+
+    evals = [row["eval_loss"] for row in metrics["eval_history"]]
+    assert metrics["stopped_early"] and metrics["steps"] < 40 and metrics["max_steps"] == 40
+    assert len(evals) == metrics["steps"]  # one evaluation per step
+    best = min(evals)
+    assert metrics["steps"] == metrics["best_step"] + config.early_stopping_patience
+    assert all(e > best - config.early_stopping_threshold for e in evals[-3:])  # 3 evaluations without improvement
+    assert evals[-1] > best  # it stopped because eval loss went up
+    assert metrics["eval_loss"] == pytest.approx(best)
+    # The shipped weights are the best checkpoint's, not the last step's: re-evaluating them gives the best loss.
+    shipped = evaluate_perplexity(tiny_model_dir, out, val, max_seq_len=64, batch_size=4)
+    assert shipped["adapter"]["mean_nll"] == pytest.approx(best, rel=1e-4)
+    assert not (tmp_path / "adapters" / ".work").exists()
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAtStep(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Interrupted(f"killed after step {self.step}")
+
+
+class FirstStep(TrainerCallback):
+    first = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.first is None:
+            self.first = state.global_step
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
+    train = write_chat_jsonl(tmp_path / "train.jsonl", tiny_dataset(30))
+    val = write_chat_jsonl(tmp_path / "val.jsonl", tiny_dataset(34)[30:])
+    out, work = tmp_path / "adapters" / "run", tmp_path / "adapters" / ".work" / "export-v1"
+    config = LoraTrainingConfig(rank=4, alpha=8, per_device_batch_size=4, gradient_accumulation_steps=1, max_steps=8,
+                                eval_steps=2, max_seq_len=64, early_stopping_patience=0)
+    with pytest.raises(Interrupted):
+        train_lora(tiny_model_dir, train, val, out, config, work_dir=work, callbacks=(InterruptAtStep(5),))
+    assert not out.exists() and not list(out.parent.glob("*.tmp-*"))
+    assert {p.name for p in work.glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}  # step 5 is lost
+    (work / "checkpoint-6").mkdir()  # a checkpoint cut short by a kill: no trainer_state.json yet
+
+    first = FirstStep()
+    metrics = train_lora(tiny_model_dir, train, val, out, config, work_dir=work, callbacks=(first,))
+    assert metrics["resumed_from_step"] == 4 and first.first == 4  # the trainer state starts at step 4
+    assert metrics["steps"] == 8
+    assert [row["step"] for row in metrics["train_history"]] == list(range(1, 9))  # history from before + after
+    assert [row["step"] for row in metrics["eval_history"]] == [2, 4, 6, 8]
+    assert (out / "adapter_model.safetensors").is_file() and not work.exists()
+
+
+def test_work_dir_from_another_run_spec_is_not_resumed(tmp_path):
+    from corpus_platform.training.lora import prepare_work_dir
+
+    work = tmp_path / ".work" / "v1"
+    assert prepare_work_dir(work, {"lr": 1}) is None
+    (work / "checkpoint-3").mkdir()
+    (work / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    assert prepare_work_dir(work, {"lr": 1}) == work / "checkpoint-3"
+    assert prepare_work_dir(work, {"lr": 2}) is None and not (work / "checkpoint-3").exists()
+
+
+def test_adapter_dir_is_versioned_and_has_a_model_card(tracked_adapter, tiny_model_dir):
+    out, metrics = tracked_adapter["out"], tracked_adapter["metrics"]
+    for name in ("adapter_model.safetensors", "adapter_config.json", "training_config.json", "data_version.json",
+                 "metrics.json", "loss_curves.png", "README.md"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["base_model"] == str(tiny_model_dir) and config["rank"] == 4 and config["early_stopping_patience"] == 3
+    lineage = json.loads((out / "data_version.json").read_text())
+    assert lineage["export_version"] == "abc123def456" and lineage["export_files"][0]["sha256"] == "0" * 64
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["final_train_loss"] > 0 and metrics["train_eval_gap"] == pytest.approx(
+        metrics["eval_loss"] - metrics["final_train_loss"])
+    card = (out / "README.md").read_text()
+    for needle in ["base_model: \"tiny-test-model\"", "abc123def456", "| rank | 4 |", "| learning_rate | 0.01 |",
+                   "| eval_loss |", "Not evaluated yet", "merge_and_unload", str(out), "loss_curves.png"]:
+        assert needle in card, needle
+    assert ".tmp-" not in card
+
+
+def test_adapter_loads_with_peft_and_merges_into_the_base(tracked_adapter, tiny_model_dir):
+    from peft import PeftModel
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    inputs = tok("Add 3 and 4.", return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        base_logits = model(**inputs).logits
+    adapted = PeftModel.from_pretrained(model, tracked_adapter["out"])
+    with torch.no_grad():
+        adapted_logits = adapted(**inputs).logits
+    merged = adapted.merge_and_unload()
+    assert not isinstance(merged, PeftModel)
+    with torch.no_grad():
+        merged_logits = merged(**inputs).logits
+    assert not torch.allclose(adapted_logits, base_logits, atol=1e-4)  # the adapter changes the model
+    assert torch.allclose(merged_logits, adapted_logits, atol=1e-4)  # and merging keeps that change
+
+
+def test_qlora_is_only_chosen_with_cuda():
+    from corpus_platform.training.models import qlora_quantization_config, use_qlora
+
+    config = qlora_quantization_config()
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16
+    assert use_qlora("none") is False
+    assert use_qlora("auto") is torch.cuda.is_available()
+    with pytest.raises(ValueError):
+        use_qlora("int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+            use_qlora("nf4")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA (bitsandbytes 4-bit NF4) needs a CUDA GPU")
+def test_qlora_trains_a_4bit_base_on_cuda(tiny_model_dir, tmp_path):
+    train = write_chat_jsonl(tmp_path / "train.jsonl", tiny_dataset(16))
+    val = write_chat_jsonl(tmp_path / "val.jsonl", tiny_dataset(20)[16:])
+    config = LoraTrainingConfig(rank=4, alpha=8, per_device_batch_size=4, gradient_accumulation_steps=1, max_steps=4,
+                                eval_steps=2, max_seq_len=64, quantization="nf4")
+    metrics = train_lora(tiny_model_dir, train, val, tmp_path / "run", config)
+    assert metrics["qlora"] is True and metrics["steps"] == 4
+    assert json.loads((tmp_path / "run" / "training_config.json").read_text())["qlora"] is True
