@@ -10,12 +10,12 @@ from dagster_duckdb import DuckDBResource
 
 from corpus_platform.defs.curation import assets as curation_assets, checks as curation_checks
 from corpus_platform.defs.curation.resources import CurationSettings
-from corpus_platform.defs.evaluation import assets as evaluation_assets
+from corpus_platform.defs.evaluation import assets as evaluation_assets, checks as evaluation_checks
 from corpus_platform.defs.ingest import assets as ingest_assets, sensors as ingest_sensors
 from corpus_platform.defs.ingest.resources import live_source_resources
 from corpus_platform.defs.operations import erasure as erasure_defs, jobs, schedules, sensors as operations_sensors
 from corpus_platform.defs.resources import CorpusHome
-from corpus_platform.defs.training import assets as training_assets, sensors as training_sensors
+from corpus_platform.defs.training import assets as training_assets, checks as training_checks, sensors as training_sensors
 from corpus_platform.defs.training.resources import EMBEDDED_BASE_MODEL, TrainingSettings
 from corpus_platform.settings import Layout
 
@@ -26,7 +26,7 @@ def make_definitions(home: Path | None = None, *, curation: CurationSettings | N
     layout = Layout(Path(home)) if home else Layout.from_env()
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingest_assets, curation_assets, training_assets, evaluation_assets]),
-        asset_checks=dg.load_asset_checks_from_modules([curation_checks]),
+        asset_checks=dg.load_asset_checks_from_modules([curation_checks, training_checks, evaluation_checks]),
         jobs=[jobs.curate_partition_job, jobs.train_and_evaluate_job, erasure_defs.delete_user_data],
         sensors=[ingest_sensors.landing_files_sensor, training_sensors.retrain_on_new_examples,
                  operations_sensors.deletion_requests_sensor],

@@ -19,7 +19,9 @@ from corpus_platform.settings import Layout
 from corpus_platform.warehouse import connect
 
 STAGE_TABLES = ["raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples"]
-TINY_TRAINING = dict(max_steps=4, per_device_batch_size=4, gradient_accumulation_steps=1, eval_steps=2, max_seq_len=192)
+# A high learning rate so that 4 steps move the random tiny model far enough for the promotion gate to pass.
+TINY_TRAINING = dict(max_steps=4, per_device_batch_size=4, gradient_accumulation_steps=1, eval_steps=2, max_seq_len=192,
+                     learning_rate=2e-2, eval_max_new_tokens=8, bootstrap_resamples=2000)
 
 
 def tiny_defs(home, tiny_model_dir):
@@ -47,7 +49,10 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     checks = {c: ok for r in runs for c, ok in r["checks"].items()}
     assert checks and all(checks.values()), checks
     assert "dataset_splits.no_split_leakage" in checks and "dataset_splits.minimum_rows_per_split" in checks
-    assert sum(1 for r in runs for _ in r["checks"]) == 6 * 4 + 2
+    assert "lora_adapter.train_eval_loss_gap_below_threshold" in checks and "adapter_evaluation.promotion_gate" in checks
+    assert "filtered_examples.language_share" in checks and "training_exports.no_pii_in_exports" in checks
+    # per partition: 4 checks + toxicity_share_below_threshold and language_share; splits 2, exports 1, adapter 2
+    assert sum(1 for r in runs for _ in r["checks"]) == 6 * (4 + 2) + 2 + 1 + 2
 
 
 def test_every_stage_leaves_rows_for_every_partition(pipeline):
@@ -104,18 +109,40 @@ def test_adapter_and_evaluation_are_written_and_reloadable(pipeline):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    adapter = latest_adapter(Layout(pipeline["home"]).adapters)
-    for name in ["adapter_model.safetensors", "adapter_config.json", "metrics.json", "data_version.json", "evaluation.json"]:
+    adapters = Layout(pipeline["home"]).adapters
+    adapter = latest_adapter(adapters)
+    for name in ["adapter_model.safetensors", "adapter_config.json", "training_config.json", "metrics.json",
+                 "data_version.json", "evaluation.json", "generations.jsonl", "loss_curves.png", "README.md",
+                 "promoted.json"]:
         assert (adapter / name).exists(), name
+    assert not (adapters / ".work").exists()  # checkpoints are gone once the adapter is in place
     evaluation = json.loads((adapter / "evaluation.json").read_text())
     assert evaluation["examples"] > 0
     assert evaluation["base"]["perplexity"] > 0 and evaluation["adapter"]["perplexity"] > 0
+    assert evaluation["judge"] == {"status": "skipped (no endpoint configured)"}
+    stats = evaluation["statistics"]
+    assert stats["p_value"] < 0.05 and stats["cohens_d"] > 0.3 and evaluation["promotion"]["passed"] is True
+    assert (adapters / "current").resolve() == adapter.resolve()  # promoted
+    generations = [json.loads(line) for line in (adapter / "generations.jsonl").read_text().splitlines()]
+    assert len(generations) == evaluation["generations"]["examples"] > 0
+    card = (adapter / "README.md").read_text()
+    assert "PROMOTED" in card and lineage_version(adapter) in card and "perplexity" in card
+    metrics = json.loads((adapter / "metrics.json").read_text())
+    assert metrics["wandb"]["mode"] == "offline" and metrics["wandb"]["run_dir"].startswith(str(pipeline["home"] / "wandb"))
     lineage = json.loads((adapter / "data_version.json").read_text())
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(lineage["base_model_path"]), str(adapter))
     assert model is not None
     mats = pipeline["instance"].fetch_materializations(dg.AssetKey("adapter_evaluation"), limit=1).records
     meta = mats[0].asset_materialization.metadata
     assert meta["test_examples"].value == evaluation["examples"]
+    assert meta["p_value"].value == stats["p_value"] and meta["judge"].value.startswith("skipped")
+    trained = pipeline["instance"].fetch_materializations(dg.AssetKey("lora_adapter"), limit=1).records
+    loss_curves = trained[0].asset_materialization.metadata["loss_curves"].value
+    assert loss_curves.startswith("![loss curves](data:image/png;base64,")
+
+
+def lineage_version(adapter):
+    return json.loads((adapter / "data_version.json").read_text())["export_version"]
 
 
 def test_rematerializing_a_partition_leaves_the_same_rows(pipeline):
@@ -140,8 +167,9 @@ def test_rematerializing_a_partition_leaves_the_same_rows(pipeline):
 
 def test_summary_names_stages_rules_checks_and_the_adapter(pipeline):
     text = summarize(pipeline["home"], pipeline["result"])
-    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 26 passed, 0 failed",
-                   "raw examples without a decision: 0", "Adapter:", "perplexity base", "make ui"]:
+    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 41 passed, 0 failed",
+                   "raw examples without a decision: 0", "Adapter:", "perplexity base", "judge: skipped (no endpoint configured)",
+                   "per-example NLL", "p = ", "Cohen's d = ", "95% CI", "promotion gate: PASSED", "make ui"]:
         assert needle in text, needle
 
 
