@@ -10,6 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo test ui dagster-home check-defs clean api bench
