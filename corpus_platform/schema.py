@@ -1,6 +1,7 @@
 """The canonical example: one Polars schema that every source produces and every stage consumes.
 
-Mirrored as DDL in `sql/001_canonical.sql` (table `corpus.raw_examples`). `messages` is the single
+Mirrored as DDL in `sql/001_init.sql` (table `corpus.raw_examples`; `sql/003_raw_ingest_run.sql` adds the
+lineage column `ingest_run_id`, which the raw_examples asset sets, not the sources). `messages` is the single
 representation of content: exporters and curation steps read turns, never source-specific fields.
 """
 

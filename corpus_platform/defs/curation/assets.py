@@ -17,6 +17,7 @@ from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
+from corpus_platform.schema import EXAMPLE_SCHEMA
 from corpus_platform.warehouse import query, read_partition, replace_rows
 
 Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple[pl.DataFrame, pl.DataFrame]]
@@ -57,7 +58,7 @@ _partitioned = dict(partitions_def=corpus_partitions, group_name="curation", poo
 def filtered_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     settings, (_, source), stats = curation.filter_stage(), partition_of(context), {}
     return _run_stage(context, duckdb, upstream="raw_examples", table="filtered_examples", stage="filter",
-                      compute=lambda df, con: run_filter_stage(df, source, settings, stats),
+                      compute=lambda df, con: run_filter_stage(df.select(list(EXAMPLE_SCHEMA)), source, settings, stats),
                       extra_metadata=lambda kept: stats_metadata(stats))
 
 

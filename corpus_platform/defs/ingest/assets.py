@@ -46,7 +46,8 @@ def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corp
         raise dg.Failure(description=str(e), allow_retries=False) from e
     where, params = partition_where(day, source)
     with warehouse(duckdb) as con:
-        replace_rows(con, [("raw_examples", batch.examples, where, params), ("quarantine", batch.quarantine, where, params)])
+        examples = batch.examples.with_columns(pl.lit(context.run_id).alias("ingest_run_id"))  # sql/003
+        replace_rows(con, [("raw_examples", examples, where, params), ("quarantine", batch.quarantine, where, params)])
     context.log.info(f"{source} {day}: {batch.examples.height} examples, {batch.quarantine.height} quarantined")
     return dg.MaterializeResult(
         metadata={
