@@ -10,7 +10,9 @@ WAREHOUSE_POOL = "warehouse"  # every asset and check that opens the DuckDB file
 
 corpus_partitions = dg.MultiPartitionsDefinition(
     {
-        "date": dg.DailyPartitionsDefinition(start_date=start_date()),
+        # end_offset=1: today is a partition too. Apps log into today's landing folder and the landing
+        # sensor runs it as it fills; without it, today's files would name a partition that does not exist.
+        "date": dg.DailyPartitionsDefinition(start_date=start_date(), end_offset=1),
         "source": dg.StaticPartitionsDefinition(list(SOURCES)),
     }
 )

@@ -174,6 +174,7 @@ def scrub_api_index(path: Path, subject: str) -> int:
         return 0
     con = sqlite3.connect(path, timeout=30)
     try:
+        con.execute("PRAGMA secure_delete = ON")  # overwrite freed pages: no residue in the file
         with con:
             ids = [r[0] for r in con.execute("SELECT interaction_id FROM interactions WHERE user_id = ?", (subject,))]
             for chunk in range(0, len(ids), 500):
@@ -182,6 +183,7 @@ def scrub_api_index(path: Path, subject: str) -> int:
                 con.execute(f"DELETE FROM feedback WHERE interaction_id IN ({marks})", part)
                 con.execute(f"DELETE FROM idempotency WHERE ref IN ({marks})", part)
             con.execute("DELETE FROM interactions WHERE user_id = ?", (subject,))
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(ids)
     finally:
         con.close()

@@ -148,3 +148,15 @@ def test_daily_schedule_requests_yesterday_for_every_scraping_source():
     requests = list(daily_scrape_schedule(context))
     assert sorted(str(r.partition_key) for r in requests) == [
         "2026-01-04|reddit", "2026-01-04|synthetic", "2026-01-04|twitter", "2026-01-04|youtube"]
+
+
+def test_todays_landing_folder_names_an_existing_partition(tmp_path):
+    from datetime import datetime, timezone
+
+    from corpus_platform.defs.partitions import corpus_partitions
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    land(tmp_path, "conversations", today, "interactions.jsonl")
+    result = tick(tmp_path)
+    assert keys(result) == [f"{today}|conversations"]
+    assert corpus_partitions.has_partition_key(str(result.run_requests[0].partition_key))
