@@ -15,6 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
+from corpus_platform.curation.hashing import file_sha256
+
 SPLITS = ("train", "val", "test")
 FORMATS = ("openai_chat", "alpaca")
 LATEST = "LATEST"
@@ -64,14 +66,6 @@ def _alpaca(messages: list[dict]) -> dict:
     return record
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_split(df: pl.DataFrame, out: Path, split: str) -> list[dict]:
     rows = df.filter(pl.col("split") == split).sort("example_id")
     files = []
@@ -84,7 +78,7 @@ def _write_split(df: pl.DataFrame, out: Path, split: str) -> list[dict]:
     alpaca_path.write_text(json.dumps(alpaca, ensure_ascii=False, indent=1), encoding="utf-8")
     for fmt, path in (("openai_chat", openai_path), ("alpaca", alpaca_path)):
         files.append({"format": fmt, "split": split, "path": str(path.relative_to(out)), "rows": rows.height,
-                      "sha256": _sha256(path)})
+                      "sha256": file_sha256(path)})
     return files
 
 

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import duckdb
 import polars as pl
+
+
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (export manifests, training data lineage)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def sha256_hex(values: pl.Series) -> pl.Series:

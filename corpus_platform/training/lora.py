@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from corpus_platform.curation.hashing import file_sha256
+
 IGNORE_INDEX = -100
 LOSS_CURVES = "loss_curves.png"
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -180,16 +182,6 @@ def prepare_work_dir(work_dir: Path, spec: dict) -> Path | None:
     return max(complete, key=lambda p: int(p.name.split("-", 1)[1])) if complete else None
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _train_loss_near(history: list[dict], step: int, window: int, fallback: float) -> float:
     """Mean logged train loss over the eval interval ending at `step`: the train loss of the shipped model."""
     losses = [row["loss"] for row in history if "loss" in row and step - window < row["step"] <= step]
@@ -223,7 +215,7 @@ def train_lora(base_model_path: Path | str, train_path: Path | str, val_path: Pa
     tmp_dir = output_dir.parent / f"{output_dir.name}.tmp-{os.getpid()}"
     qlora = use_qlora(config.quantization)
     spec = {"config": asdict(config), "base_model": str(base_model_path), "qlora": qlora,
-            "train_sha256": _file_sha256(Path(train_path)), "val_sha256": _file_sha256(Path(val_path))}
+            "train_sha256": file_sha256(Path(train_path)), "val_sha256": file_sha256(Path(val_path))}
     resume_from = prepare_work_dir(work_dir, spec)
     tracker = WandbTracker(tracking) if tracking is not None else None
     started = time.monotonic()
