@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -80,17 +79,6 @@ class RedditConfig:
     spam_keywords: tuple[str, ...] = DEFAULT_SPAM_KEYWORDS
     backoff: BackoffPolicy = BackoffPolicy()
 
-    @classmethod
-    def from_env(cls, subreddits: Iterable[SubredditSpec], env: Mapping[str, str] | None = None,
-                 **overrides: Any) -> "RedditConfig":
-        env = os.environ if env is None else env
-        missing = [k for k in REDDIT_ENV if not env.get(k)]
-        if missing:
-            raise SourceNotConfigured(SOURCE, missing)
-        return cls(client_id=env["REDDIT_CLIENT_ID"], client_secret=env["REDDIT_CLIENT_SECRET"],
-                   user_agent=env["REDDIT_USER_AGENT"], subreddits=tuple(subreddits),
-                   username=env.get("REDDIT_USERNAME") or None, password=env.get("REDDIT_PASSWORD") or None,
-                   **overrides)
 
 
 def _path(url: str) -> str:

@@ -65,13 +65,6 @@ class SyntheticConfig:
     timeout_s: float = 60.0
     backoff: BackoffPolicy = BackoffPolicy()
 
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> "SyntheticConfig":
-        base_url = kwargs.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or None
-        key = os.environ.get("OPENAI_API_KEY", "") or ("local" if base_url else "")  # local servers ignore keys
-        if not key:
-            raise SourceNotConfigured(SOURCE, SYNTHETIC_ENV + ["or OPENAI_BASE_URL"])
-        return cls(api_key=key, base_url=base_url, **kwargs)
 
 
 @dataclass

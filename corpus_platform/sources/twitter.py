@@ -27,7 +27,6 @@ from __future__ import annotations
 import email.utils
 import html
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -81,15 +80,6 @@ class TwitterConfig:
     page_size: int = 1000
     backoff: BackoffPolicy = BackoffPolicy()
 
-    @classmethod
-    def from_env(cls, search_terms: Iterable[str], env: Mapping[str, str] | None = None,
-                 **overrides: Any) -> "TwitterConfig":
-        env = os.environ if env is None else env
-        missing = [k for k in TWITTER_ENV if not env.get(k)]
-        if missing:
-            raise SourceNotConfigured(SOURCE, missing)
-        return cls(api_token=env["APIFY_API_TOKEN"], actor_id=env["APIFY_TWEET_ACTOR"],
-                   search_terms=tuple(search_terms), **overrides)
 
 
 class RetryingImpitClient(ImpitHttpClient):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import time
 from contextlib import contextmanager
@@ -61,12 +60,6 @@ class YouTubeConfig:
     backoff: BackoffPolicy = BackoffPolicy()
     quota_api: str = "youtube"  # ledger key; use one per Google project when several keys are used
 
-    @classmethod
-    def from_env(cls, queries: Sequence[str], **kwargs: Any) -> "YouTubeConfig":
-        key = os.environ.get("YOUTUBE_API_KEY", "")
-        if not key:
-            raise SourceNotConfigured(SOURCE, YOUTUBE_ENV)
-        return cls(api_key=key, queries=tuple(queries), **kwargs)
 
 
 # --- secrets -----------------------------------------------------------------------------------------

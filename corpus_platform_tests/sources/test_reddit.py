@@ -20,7 +20,7 @@ import pytest
 from corpus_platform.curation.filters import FilterSettings, apply_filters
 from corpus_platform.sources.base import SourceNotConfigured
 from corpus_platform.sources.policy import BackoffPolicy, RetriesExhausted
-from corpus_platform.sources.reddit import REDDIT_ENV, RedditConfig, SubredditSpec, fetch_reddit
+from corpus_platform.sources.reddit import RedditConfig, SubredditSpec, fetch_reddit
 from corpus_platform.sources.state import PartitionState
 from corpus_platform_tests.sources.fakes import Fault
 from corpus_platform_tests.sources.fakes.reddit_server import FakeReddit, comment, post
@@ -226,12 +226,14 @@ def test_secrets_never_reach_logs_frames_or_state(server, tmp_path, caplog):
         assert SECRET not in text and PASSWORD not in text
 
 
-def test_from_env_names_the_missing_variables():
+def test_resource_names_the_missing_variables(tmp_path):
+    from corpus_platform.defs.ingest.resources import RedditResource, SubredditConfig
+    from corpus_platform.settings import Layout
+
+    resource = RedditResource(client_id="x", subreddits=[SubredditConfig(name="python")])
     with pytest.raises(SourceNotConfigured) as err:
-        RedditConfig.from_env([SubredditSpec("python")], env={"REDDIT_CLIENT_ID": "x"})
+        resource.fetch(DAY, Layout(tmp_path), log=None)
     assert err.value.needs == ["REDDIT_CLIENT_SECRET", "REDDIT_USER_AGENT"]
-    env = dict.fromkeys(REDDIT_ENV, "value-long-enough")
-    assert RedditConfig.from_env([SubredditSpec("python")], env=env).subreddits == (SubredditSpec("python"),)
 
 
 CHILD = """

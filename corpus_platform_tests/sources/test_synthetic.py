@@ -170,15 +170,16 @@ def test_billing_errors_are_not_retried(openai_server: FakeOpenAI, run):
     assert openai_server.count == 1 and run.sleeps == []
 
 
-def test_configuration_errors(openai_server: FakeOpenAI, run, monkeypatch):
+def test_configuration_errors(openai_server: FakeOpenAI, run, tmp_path: Path, day: date):
     with pytest.raises(ValueError, match=r"\['level'\]"):
         jobs(settings(openai_server, items={"topic": ["x"]}))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    from corpus_platform.defs.ingest.resources import SyntheticResource
+    from corpus_platform.settings import Layout
+
     with pytest.raises(SourceNotConfigured, match="OPENAI_API_KEY"):
-        SyntheticConfig.from_env(model="m")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")  # a local server needs no key
-    assert SyntheticConfig.from_env(model="m").base_url == "http://127.0.0.1:8000/v1"
+        SyntheticResource(templates=["x"]).fetch(day, Layout(tmp_path), log=None)
+    with pytest.raises(SourceNotConfigured, match="CORPUS_SYNTHETIC_TEMPLATES"):  # a local server needs no key
+        SyntheticResource(base_url="http://127.0.0.1:8000/v1").fetch(day, Layout(tmp_path), log=None)
     assert SECRET not in repr(settings(openai_server))
     assert openai_server.count == 0
 

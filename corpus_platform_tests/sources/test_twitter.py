@@ -20,11 +20,10 @@ import polars as pl
 import pytest
 
 from corpus_platform.curation.filters import FilterSettings, apply_filters
-from corpus_platform.sources.base import SourceNotConfigured
 from corpus_platform.sources.policy import BackoffPolicy, RetriesExhausted
 from corpus_platform.sources.state import PartitionState
 from corpus_platform.sources.twitter import (
-    LEADING_MENTIONS, TWITTER_ENV, TwitterConfig, fetch_twitter, normalize_tweet, parse_date,
+    LEADING_MENTIONS, TwitterConfig, fetch_twitter, normalize_tweet, parse_date,
 )
 from corpus_platform_tests.sources.fakes import Fault
 from corpus_platform_tests.sources.fakes.apify_server import FakeApify
@@ -247,10 +246,6 @@ def test_a_failed_run_raises_and_env_config_names_what_is_missing(server, tmp_pa
     server.final_status = "FAILED"
     with pytest.raises(RuntimeError, match="ended FAILED"):
         fetch(server, tmp_path)
-    with pytest.raises(SourceNotConfigured) as err:
-        TwitterConfig.from_env(["x"], env={"APIFY_API_TOKEN": TOKEN})
-    assert err.value.needs == ["APIFY_TWEET_ACTOR"] and TOKEN not in str(err.value)
-    assert TwitterConfig.from_env(["x"], env=dict.fromkeys(TWITTER_ENV, "v")).actor_id == "v"
 
 
 def test_dates_and_fields_normalize_across_actor_formats():

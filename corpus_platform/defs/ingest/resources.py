@@ -15,8 +15,9 @@ from corpus_platform.sources.state import PartitionState
 Log = Any  # a logger: .info/.warning (Dagster's context.log)
 
 
-def _require(source: str, pairs: list[tuple[Optional[str], str]]) -> None:
-    missing = [env for value, env in pairs if not value]
+def _require(source: str, values: list[Optional[str]], env: list[str]) -> None:
+    """`values` are the resource fields filled from `env` (the source module's *_ENV list), in order."""
+    missing = [name for value, name in zip(values, env) if not value]
     if missing:
         raise SourceNotConfigured(source, missing)
 
@@ -39,10 +40,9 @@ class RedditResource(dg.ConfigurableResource):
     requests_per_minute: float = 60.0
 
     def fetch(self, day: date, layout: Layout, log: Log) -> tuple[SourceBatch, dict[str, Any]]:
-        from corpus_platform.sources.reddit import RedditConfig, SubredditSpec, fetch_reddit
+        from corpus_platform.sources.reddit import REDDIT_ENV, RedditConfig, SubredditSpec, fetch_reddit
 
-        _require("reddit", [(self.client_id, "REDDIT_CLIENT_ID"), (self.client_secret, "REDDIT_CLIENT_SECRET"),
-                            (self.user_agent, "REDDIT_USER_AGENT")])
+        _require("reddit", [self.client_id, self.client_secret, self.user_agent], REDDIT_ENV)
         if not self.subreddits:
             raise SourceNotConfigured("reddit", ["CORPUS_REDDIT_SUBREDDITS (name:priority:limit,...)"])
         config = RedditConfig(
@@ -65,10 +65,10 @@ class YouTubeResource(dg.ConfigurableResource):
 
     def fetch(self, day: date, layout: Layout, log: Log) -> tuple[SourceBatch, dict[str, Any]]:
         from corpus_platform.sources.quota import QuotaLedger
-        from corpus_platform.sources.youtube import LibraryTranscriptFetcher, YouTubeConfig, fetch_youtube
+        from corpus_platform.sources.youtube import YOUTUBE_ENV, LibraryTranscriptFetcher, YouTubeConfig, fetch_youtube
         from corpus_platform.sources.youtube_transcripts import mirror_session
 
-        _require("youtube", [(self.api_key, "YOUTUBE_API_KEY")])
+        _require("youtube", [self.api_key], YOUTUBE_ENV)
         if not self.queries:
             raise SourceNotConfigured("youtube", ["CORPUS_YOUTUBE_QUERIES (comma-separated)"])
         config = YouTubeConfig(api_key=self.api_key, queries=tuple(self.queries), discovery_url=self.discovery_url,
@@ -90,9 +90,9 @@ class TwitterResource(dg.ConfigurableResource):
     api_url: str = "https://api.apify.com"
 
     def fetch(self, day: date, layout: Layout, log: Log) -> tuple[SourceBatch, dict[str, Any]]:
-        from corpus_platform.sources.twitter import TwitterConfig, fetch_twitter
+        from corpus_platform.sources.twitter import TWITTER_ENV, TwitterConfig, fetch_twitter
 
-        _require("twitter", [(self.api_token, "APIFY_API_TOKEN"), (self.actor_id, "APIFY_TWEET_ACTOR")])
+        _require("twitter", [self.api_token, self.actor_id], TWITTER_ENV)
         if not self.search_terms:
             raise SourceNotConfigured("twitter", ["CORPUS_TWITTER_SEARCH_TERMS (comma-separated)"])
         config = TwitterConfig(api_token=self.api_token, actor_id=self.actor_id, search_terms=tuple(self.search_terms),
