@@ -1,7 +1,7 @@
 """The DuckDB warehouse: migrations from `sql/` and partition-at-a-time writes.
 
 Tables are owned by the DDL in `sql/` (numbered migrations, applied once each, recorded in
-`corpus.schema_migrations`); views in `sql/views.sql` are recreated on connect. Writes replace one
+`corpus.schema_migrations`); views in `sql/views*.sql` are recreated on connect. Writes replace one
 (date, source) partition inside a transaction, so reruns never duplicate rows and a crash mid-write
 leaves the previous rows intact.
 """
@@ -53,8 +53,7 @@ def migrate(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[int
             con.execute("ROLLBACK")
             raise
         applied.append(version)
-    views = sql_dir / "views.sql"
-    if views.exists():
+    for views in sorted(sql_dir.glob("views*.sql")):  # views.sql, then views_<domain>.sql
         con.execute(views.read_text())
     return applied
 
