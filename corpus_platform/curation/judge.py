@@ -443,6 +443,7 @@ def judge_frame(con: "duckdb.DuckDBPyConnection", df: pl.DataFrame, settings: Ju
                 if unavailable is not None:
                     break
         finally:
+            stop.set()  # whatever ended the loop (a stop, an interrupt), send nothing new
             for fut in futures:  # stop what has not started; keep every answer already being paid for
                 fut.cancel()
             for fut in futures:
