@@ -5,7 +5,9 @@ CREATE OR REPLACE VIEW corpus.example_decisions AS
 SELECT example_id, source, date, stage, decision, rule, score, threshold, duplicate_of, decided_at
 FROM corpus.decisions;
 
--- Where each raw example ended: its last stage and the decision there.
+-- Where each raw example ended: its last stage and the decision there. Stages in order: filter, dedup
+-- (exact within the day), score, cluster (global exact + near duplicates), judge, review, decontaminate,
+-- cap (author cap), split.
 CREATE OR REPLACE VIEW corpus.example_outcomes AS
 SELECT r.example_id, r.source, r.date,
        d.stage AS final_stage, d.decision, d.rule, d.score, d.threshold, d.duplicate_of
@@ -13,7 +15,9 @@ FROM corpus.raw_examples r
 LEFT JOIN (
     SELECT *, row_number() OVER (
         PARTITION BY example_id, source, date
-        ORDER BY CASE stage WHEN 'filter' THEN 1 WHEN 'dedup' THEN 2 WHEN 'score' THEN 3 WHEN 'split' THEN 4 END DESC
+        ORDER BY CASE stage WHEN 'filter' THEN 1 WHEN 'dedup' THEN 2 WHEN 'score' THEN 3 WHEN 'cluster' THEN 4
+                            WHEN 'judge' THEN 5 WHEN 'review' THEN 6 WHEN 'decontaminate' THEN 7 WHEN 'cap' THEN 8
+                            WHEN 'split' THEN 9 END DESC
     ) AS rn
     FROM corpus.decisions
 ) d ON d.example_id = r.example_id AND d.source = r.source AND d.date = r.date AND d.rn = 1;
@@ -31,7 +35,15 @@ SELECT 'raw_examples' AS stage, source, date, count(*) AS examples FROM corpus.r
 UNION ALL SELECT 'filtered_examples', source, date, count(*) FROM corpus.filtered_examples GROUP BY ALL
 UNION ALL SELECT 'deduplicated_examples', source, date, count(*) FROM corpus.deduplicated_examples GROUP BY ALL
 UNION ALL SELECT 'scored_examples', source, date, count(*) FROM corpus.scored_examples GROUP BY ALL
+UNION ALL SELECT 'duplicate_clusters (removed)', source, date, count(*) FROM corpus.duplicate_clusters WHERE kind <> 'kept' GROUP BY ALL
 UNION ALL SELECT 'dataset_splits', source, date, count(*) FROM corpus.dataset_splits GROUP BY ALL;
+
+-- Every duplicate cluster with its kept example, size and members (ids), largest first.
+CREATE OR REPLACE VIEW corpus.cluster_summary AS
+SELECT cluster_id, any_value(kept_id) AS kept_id, any_value(size) AS size,
+       count(*) FILTER (WHERE kind = 'exact') AS exact_members, count(*) FILTER (WHERE kind = 'near') AS near_members,
+       min(jaccard) AS min_jaccard, list(example_id ORDER BY example_id) AS members
+FROM corpus.duplicate_clusters GROUP BY cluster_id;
 
 -- Why was this example dropped? Every rejection and duplicate with its rule, score and threshold (or
 -- the example it duplicates), next to the start of its first user and first assistant turn.

@@ -238,7 +238,8 @@ def _strings(value) -> list[str]:
 
 def scan_export(export_dir) -> dict[str, dict[str, int]]:
     """PII matches per export file (paths from its manifest.json), with the masking regexes: every
-    string value of every JSON record is scanned, so escapes in the file cannot hide a match."""
+    string value of every JSON record, CSV cell and Parquet column is scanned, so escapes in the file
+    cannot hide a match."""
     from pathlib import Path
 
     root = Path(export_dir)
@@ -246,8 +247,18 @@ def scan_export(export_dir) -> dict[str, dict[str, int]]:
     found = {}
     for f in manifest["files"]:
         path = root / f["path"]
-        text = path.read_text(encoding="utf-8")
-        records = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
-            else json.loads(text)
+        if path.suffix == ".parquet":
+            import polars as pl
+
+            records = pl.read_parquet(path).to_dicts()
+        elif path.suffix == ".csv":
+            import csv
+            import io
+
+            records = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+        else:
+            text = path.read_text(encoding="utf-8")
+            records = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
+                else json.loads(text)
         found[f["path"]] = pii_counts(_strings(records))
     return found

@@ -51,13 +51,19 @@ def _components() -> dict[str, pl.Expr]:
     }
 
 
+def quality_expr(weights: dict[str, float] | None = None) -> pl.Expr:
+    """The 1-10 heuristic score as an expression (dedup's keep rule ranks with it before scoring)."""
+    weights = weights or DEFAULT_WEIGHTS
+    comps = _components()
+    weighted = sum(comps[name] * w for name, w in weights.items()) / sum(weights.values())
+    return (1.0 + 9.0 * weighted).round(3)
+
+
 def score_examples(df: pl.DataFrame, settings: ScoreSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(examples with quality_score and score_detail, kept and above min_quality; decision rows)."""
     comps = _components()
-    total = sum(settings.weights.values())
-    weighted = sum(comps[name] * w for name, w in settings.weights.items()) / total
     scored = df.with_columns(
-        (1.0 + 9.0 * weighted).round(3).alias("quality_score"),
+        quality_expr(settings.weights).alias("quality_score"),
         pl.struct([e.round(3).alias(n) for n, e in comps.items()]).struct.json_encode().alias("score_detail"),
     )
     low = pl.col("quality_score") < settings.min_quality

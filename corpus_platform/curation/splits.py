@@ -2,13 +2,15 @@
 
 The group is the thread, session or conversation an example belongs to (else the example itself), so
 every turn of one conversation lands on the same side of the boundary and test data cannot leak into
-training through a sibling. The same corpus always gives the same split, whatever order it was built in.
+training through a sibling. Related near-duplicates (verified Jaccard between the split-grouping and the
+dedup thresholds: both kept) merge their groups, so a paraphrase cannot sit on the other side either. The same corpus always gives the same split, whatever order it was built in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from corpus_platform.curation.hashing import sha256_hex, unit_interval
@@ -38,9 +40,32 @@ def group_key() -> pl.Expr:
     )
 
 
-def assign_splits(df: pl.DataFrame, settings: SplitSettings) -> pl.DataFrame:
-    """Adds `group_key` and `split` (train | val | test)."""
-    keyed = df.with_columns(group_key().alias("group_key"))
+def merge_groups(keyed: pl.DataFrame, links: pl.DataFrame | None) -> pl.DataFrame:
+    """Replace `group_key` by the smallest key of its connected component, where `links` (id_a, date_a,
+    id_b, date_b: e.g. related near-duplicate pairs) join the groups of their two examples."""
+    if links is None or links.height == 0:
+        return keyed
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    node = keyed.select("example_id", "date", "group_key")
+    ends = (links.join(node.rename({"example_id": "id_a", "date": "date_a", "group_key": "g_a"}), on=["id_a", "date_a"])
+            .join(node.rename({"example_id": "id_b", "date": "date_b", "group_key": "g_b"}), on=["id_b", "date_b"]))
+    groups = keyed.select(pl.col("group_key").unique().sort()).with_row_index("gi")
+    e = (ends.join(groups.rename({"group_key": "g_a", "gi": "u"}), on="g_a")
+         .join(groups.rename({"group_key": "g_b", "gi": "v"}), on="g_b"))
+    n = groups.height
+    graph = coo_matrix((np.ones(e.height, np.int8), (e["u"].to_numpy(), e["v"].to_numpy())), shape=(n, n))
+    label = connected_components(graph, directed=False)[1]
+    groups = groups.with_columns(pl.Series("_c", label)).with_columns(
+        pl.col("group_key").min().over("_c").alias("_merged"))  # sorted keys: min = first of the component
+    return (keyed.join(groups.select("group_key", "_merged"), on="group_key", how="left")
+            .with_columns(pl.col("_merged").alias("group_key")).drop("_merged"))
+
+
+def assign_splits(df: pl.DataFrame, settings: SplitSettings, links: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Adds `group_key` and `split` (train | val | test). Examples joined by `links` share a group."""
+    keyed = merge_groups(df.with_columns(group_key().alias("group_key")), links)
     groups = keyed.select("group_key").unique()
     salted = groups.select((pl.lit(settings.salt + "\x1f") + pl.col("group_key")).alias("k"))["k"]
     u = unit_interval(sha256_hex(salted))

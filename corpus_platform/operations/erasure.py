@@ -23,7 +23,8 @@ import polars as pl
 from corpus_platform.warehouse import query
 
 IDENTITY_FIELDS = ("user_id", "author", "prompt_author", "tweet_author", "userName", "screen_name", "username")
-EXAMPLE_TABLES = ("raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits", "decisions")
+EXAMPLE_TABLES = ("raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits", "decisions",
+                  "minhash_bands", "duplicate_clusters")
 
 
 def subject_hash(subject: str) -> str:
@@ -50,6 +51,11 @@ def erase_rows(con: duckdb.DuckDBPyConnection, subject: str, example_ids: list[s
             n, = con.execute(f"SELECT count(*) FROM corpus.{table} WHERE example_id IN (SELECT example_id FROM _erase)").fetchone()
             con.execute(f"DELETE FROM corpus.{table} WHERE example_id IN (SELECT example_id FROM _erase)")
             deleted[table] = n
+        n, = con.execute("SELECT count(*) FROM corpus.near_duplicate_pairs WHERE id_a IN (SELECT example_id FROM _erase) "
+                         "OR id_b IN (SELECT example_id FROM _erase)").fetchone()
+        con.execute("DELETE FROM corpus.near_duplicate_pairs WHERE id_a IN (SELECT example_id FROM _erase) "
+                    "OR id_b IN (SELECT example_id FROM _erase)")
+        deleted["near_duplicate_pairs"] = n
         # Quarantined input is raw text: match the id as a JSON string value of an identity field.
         patterns = [f'%"{f}": {needle}%' for f in IDENTITY_FIELDS] + [f'%"{f}":{needle}%' for f in IDENTITY_FIELDS]
         where = " OR ".join("raw LIKE ?" for _ in patterns)

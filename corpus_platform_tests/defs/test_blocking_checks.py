@@ -43,7 +43,7 @@ def test_low_quality_partition_fails_its_blocking_check(tmp_path):
         assert quality.passed is False
         assert quality.metadata["rows"].value == 30  # kept (above min_quality 3) but mean below 5
         assert quality.metadata["mean_quality"].value < 5.0
-        assert checks["required_fields_present"].passed and checks["no_exact_duplicates_after_dedup"].passed
+        assert checks["required_fields_present"].passed and checks["no_exact_duplicates_within_partition"].passed
         # The instance records the failed check for the UI's check dashboard.
         record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("scored_examples"), "mean_quality_above_threshold")])

@@ -51,8 +51,8 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     assert "dataset_splits.no_split_leakage" in checks and "dataset_splits.minimum_rows_per_split" in checks
     assert "lora_adapter.train_eval_loss_gap_below_threshold" in checks and "adapter_evaluation.promotion_gate" in checks
     assert "filtered_examples.language_share" in checks and "training_exports.no_pii_in_exports" in checks
-    # per partition: 4 checks + toxicity_share_below_threshold and language_share; splits 2, exports 1, adapter 2
-    assert sum(1 for r in runs for _ in r["checks"]) == 6 * (4 + 2) + 2 + 1 + 2
+    # per partition: 4 checks + toxicity share, language share and rejection drift; splits 4, exports 1, adapter 2
+    assert sum(1 for r in runs for _ in r["checks"]) == 6 * (4 + 3) + 4 + 1 + 2
 
 
 def test_every_stage_leaves_rows_for_every_partition(pipeline):
@@ -87,9 +87,16 @@ def test_planted_problems_are_caught_class_by_class(pipeline):
     assert quarantined == totals["malformed"]
 
 
-def test_no_exact_duplicate_survives_anywhere(pipeline):
-    dup = table(pipeline["home"], "SELECT content_hash FROM corpus.deduplicated_examples GROUP BY 1 HAVING count(*) > 1")
+def test_no_exact_duplicate_survives_into_the_dataset(pipeline):
+    within = table(pipeline["home"], "SELECT 1 FROM corpus.deduplicated_examples GROUP BY content_hash, source, date HAVING count(*) > 1")
+    assert within.height == 0
+    dup = table(pipeline["home"], "SELECT content_hash FROM corpus.dataset_splits GROUP BY 1 HAVING count(*) > 1")
     assert dup.height == 0
+    # Planted cross-day duplicates are found through the index and removed by the global clusters.
+    across = table(pipeline["home"], "SELECT count(*) n FROM corpus.duplicate_clusters WHERE kind = 'exact'")["n"][0]
+    assert across == table(pipeline["home"], """SELECT count(*) n FROM (SELECT content_hash FROM corpus.scored_examples
+        GROUP BY 1 HAVING count(*) > 1) JOIN corpus.scored_examples USING (content_hash)""")["n"][0] - table(
+        pipeline["home"], "SELECT count(DISTINCT content_hash) n FROM (SELECT content_hash FROM corpus.scored_examples GROUP BY 1 HAVING count(*) > 1)")["n"][0]
 
 
 def test_exports_match_the_splits(pipeline):
@@ -167,7 +174,7 @@ def test_rematerializing_a_partition_leaves_the_same_rows(pipeline):
 
 def test_summary_names_stages_rules_checks_and_the_adapter(pipeline):
     text = summarize(pipeline["home"], pipeline["result"])
-    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 41 passed, 0 failed",
+    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 49 passed, 0 failed",
                    "raw examples without a decision: 0", "Adapter:", "perplexity base", "judge: skipped (no endpoint configured)",
                    "per-example NLL", "p = ", "Cohen's d = ", "95% CI", "promotion gate: PASSED", "make ui"]:
         assert needle in text, needle

@@ -10,7 +10,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
-from corpus_platform.curation.dedup import dedup_exact, with_content_hash
+from corpus_platform.curation.global_dedup import index_partition, resolve_clusters
 from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
 from corpus_platform.defs.curation.resources import CurationSettings
@@ -20,7 +20,8 @@ from corpus_platform.defs.resources import CorpusHome, warehouse
 from corpus_platform.schema import EXAMPLE_SCHEMA
 from corpus_platform.warehouse import query, read_partition, replace_rows
 
-Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple[pl.DataFrame, pl.DataFrame]]
+# (kept rows, decision rows[, further (table, rows, where, params) replacements in the same transaction])
+Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple]
 
 
 def _decision_summary(decisions: pl.DataFrame) -> str:
@@ -34,10 +35,11 @@ def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, st
     day, source = partition_of(context)
     with warehouse(duckdb) as con:
         incoming = read_partition(con, upstream, day, source)
-        kept, decisions = compute(incoming, con)
+        kept, decisions, *extra = compute(incoming, con)
         replace_rows(con, [
             (table, kept, "date = ? AND source = ?", [day, source]),
             ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
+            *(extra[0] if extra else []),
         ])
     dropped = incoming.height - kept.height
     context.log.info(f"{stage} {source} {day}: {incoming.height} in, {kept.height} kept, {dropped} dropped")
@@ -62,23 +64,22 @@ def filtered_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                       extra_metadata=lambda kept: stats_metadata(stats))
 
 
-@dg.asset(deps=[filtered_examples], description="Exact duplicates (SHA-256 of normalized text) removed, within the day and against every other kept partition.", **_partitioned)
-def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+@dg.asset(deps=[filtered_examples], description="Exact duplicates removed within the day; the survivors' MinHash band keys indexed, and their exact and near-duplicate pairs with every other partition found through the index and verified (resolved globally by duplicate_clusters).", **_partitioned)
+def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     day, source = partition_of(context)
+    settings, stats = curation.dedup(), {}
 
-    def compute(df: pl.DataFrame, con) -> tuple[pl.DataFrame, pl.DataFrame]:
-        hashed = with_content_hash(df)
-        con.register("_mine", hashed.select("content_hash").unique().to_arrow())
-        try:  # the index rows for this day's hashes only: work proportional to the day
-            index = query(con, """
-                SELECT d.content_hash, d.example_id FROM corpus.deduplicated_examples d
-                JOIN _mine USING (content_hash) WHERE NOT (d.date = ? AND d.source = ?)
-            """, [day, source])
-        finally:
-            con.unregister("_mine")
-        return dedup_exact(hashed, index)
+    def compute(df: pl.DataFrame, con) -> tuple:
+        result = index_partition(df, con, day, source, settings)
+        stats.update(result.stats)
+        touches = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
+        return result.kept, result.decisions, [
+            ("minhash_bands", result.bands, "date = ? AND source = ?", [day, source]),
+            ("near_duplicate_pairs", result.pairs, touches, [day, source, day, source]),
+        ]
 
-    return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup", compute=compute)
+    return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup",
+                      compute=compute, extra_metadata=lambda kept: {f"dedup_{k}": v for k, v in stats.items()})
 
 
 @dg.asset(deps=[deduplicated_examples], description="Heuristic quality score 1-10 with its components; examples below min_quality are rejected.", **_partitioned)
@@ -94,11 +95,37 @@ def scored_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, c
 
 @dg.asset(
     deps=[scored_examples], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
-    description="Every scored example of every partition assigned to train/val/test by a hash of its thread/session group.",
+    description="Duplicate clusters over every partition (exact and verified near-duplicate pairs among scored examples), "
+                "each keeping one example: higher quality, then engagement, then earliest, then smallest id.",
 )
-def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
+def duplicate_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     with warehouse(duckdb) as con:
-        split = rebuild_splits(con, curation.splits())
+        clusters, decisions = resolve_clusters(con, curation.dedup())
+        replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])])
+    removed = clusters.filter(pl.col("kind") != "kept")
+    sizes = clusters.filter(pl.col("kind") == "kept").group_by("size").len().sort("size")
+    context.log.info(f"duplicate clusters: {sizes.height and int(sizes['len'].sum())} clusters, {removed.height} examples removed")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": clusters.height,
+        "clusters": int(clusters["cluster_id"].n_unique()) if clusters.height else 0,
+        "removed_exact": int((removed["kind"] == "exact").sum()),
+        "removed_near": int((removed["kind"] == "near").sum()),
+        "cluster_sizes": dg.MetadataValue.md("\n".join(["| size | clusters |", "|---|---|",
+                                                         *[f"| {a} | {b} |" for a, b in sizes.iter_rows()]])),
+    })
+
+
+@dg.asset(
+    deps=[duplicate_clusters], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
+    description="Every scored example that is not a cluster duplicate, decontaminated against the evaluation files and capped per author, assigned to train/val/test by a hash of its group (thread, session and related near-duplicates together).",
+)
+def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings,
+                   corpus_home: CorpusHome) -> dg.MaterializeResult:
+    rules = curation.dataset_rules(corpus_home.layout.home)
+    with warehouse(duckdb) as con:
+        split = rebuild_splits(con, rules)
+        dropped = query(con, """SELECT stage, rule, count(*) AS n FROM corpus.decisions
+                                WHERE stage IN ('decontaminate', 'cap') GROUP BY ALL ORDER BY ALL""")
     counts = {s: int(split.filter(pl.col("split") == s).height) for s in ("train", "val", "test")}
     mix = split.group_by("source", "split").len().sort("source", "split")
     mix_md = "\n".join(["| source | split | examples |", "|---|---|---|", *[f"| {a} | {b} | {n} |" for a, b, n in mix.iter_rows()]])
@@ -108,6 +135,8 @@ def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, cu
         **{f"{s}_rows": n for s, n in counts.items()},
         "groups": split["group_key"].n_unique(),
         "source_mix": dg.MetadataValue.md(mix_md),
+        "decontamination_files": dg.MetadataValue.json([str(p) for p in rules.eval_files]),
+        "dropped_before_split": dg.MetadataValue.json({f"{a}:{b}": n for a, b, n in dropped.iter_rows()}),
     })
 
 

@@ -32,19 +32,16 @@ def required_fields_present(context: dg.AssetCheckExecutionContext, duckdb: Duck
     return dg.AssetCheckResult(passed=bad == 0, metadata={"rows": rows, "rows_missing_fields": bad})
 
 
-@dg.asset_check(asset=deduplicated_examples, description="No two kept examples share a content hash, in this partition or across partitions.", **_partitioned)
-def no_exact_duplicates_after_dedup(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+@dg.asset_check(asset=deduplicated_examples, description="No two examples of the partition share a content hash (exact duplicates across partitions are resolved by duplicate_clusters).", **_partitioned)
+def no_exact_duplicates_within_partition(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     day, source = partition_of(context)
     with warehouse(duckdb) as con:
-        within, = _one(con, """
-            SELECT count(*) - count(DISTINCT content_hash) FROM corpus.deduplicated_examples
-            WHERE date = ? AND source = ?""", [day, source])
-        across, = _one(con, """
-            SELECT count(DISTINCT a.content_hash) FROM corpus.deduplicated_examples a
-            JOIN corpus.deduplicated_examples b ON a.content_hash = b.content_hash
-            WHERE a.date = ? AND a.source = ? AND NOT (b.date = a.date AND b.source = a.source)""", [day, source])
-    return dg.AssetCheckResult(passed=within == 0 and across == 0,
-                               metadata={"duplicates_within_partition": within, "duplicates_across_partitions": across})
+        rows, within, indexed = _one(con, """
+            SELECT count(*), count(*) - count(DISTINCT content_hash),
+                   (SELECT count(DISTINCT example_id) FROM corpus.minhash_bands WHERE date = ? AND source = ?)
+            FROM corpus.deduplicated_examples WHERE date = ? AND source = ?""", [day, source, day, source])
+    return dg.AssetCheckResult(passed=within == 0, metadata={"rows": rows, "duplicates_within_partition": within,
+                                                             "examples_in_band_index": indexed})
 
 
 @dg.asset_check(asset=scored_examples, description="Mean heuristic quality of the partition is at least `min_mean_quality`.", **_partitioned)
@@ -80,13 +77,86 @@ def every_example_accounted_for(context: dg.AssetCheckExecutionContext, duckdb: 
 
 
 @dg.asset_check(asset=dataset_splits, pool=WAREHOUSE_POOL, blocking=True,
-                description="No thread/session group and no content hash appears in two splits (no leakage).")
+                description="No thread/session group, content hash or related near-duplicate pair spans two splits, "
+                            "and no example flagged as contaminated by the evaluation files is in any split.")
 def no_split_leakage(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse(duckdb) as con:
         groups, = _one(con, "SELECT count(*) FROM (SELECT group_key FROM corpus.dataset_splits GROUP BY 1 HAVING count(DISTINCT split) > 1)", [])
         hashes, = _one(con, "SELECT count(*) FROM (SELECT content_hash FROM corpus.dataset_splits GROUP BY 1 HAVING count(DISTINCT split) > 1)", [])
-    return dg.AssetCheckResult(passed=groups == 0 and hashes == 0,
-                               metadata={"groups_in_two_splits": groups, "content_in_two_splits": hashes})
+        pairs, = _one(con, """
+            SELECT count(*) FROM corpus.near_duplicate_pairs p
+            JOIN corpus.dataset_splits a ON a.example_id = p.id_a AND a.date = p.date_a AND a.source = p.source_a
+            JOIN corpus.dataset_splits b ON b.example_id = p.id_b AND b.date = p.date_b AND b.source = p.source_b
+            WHERE a.split <> b.split""", [])
+        contaminated, = _one(con, """
+            SELECT count(*) FROM corpus.dataset_splits s JOIN corpus.decisions d USING (example_id, source, date)
+            WHERE d.stage = 'decontaminate' AND d.decision = 'rejected'""", [])
+    return dg.AssetCheckResult(passed=groups == 0 and hashes == 0 and pairs == 0 and contaminated == 0,
+                               metadata={"groups_in_two_splits": groups, "content_in_two_splits": hashes,
+                                         "similar_pairs_across_splits": pairs, "contaminated_in_splits": contaminated})
+
+
+@dg.asset_check(asset=dataset_splits, pool=WAREHOUSE_POOL, blocking=True,
+                description="After global dedup, the share of split examples whose normalized text is held by another split example is below `max_duplicate_rate` (1 %).")
+def duplicate_rate_below_threshold(duckdb: DuckDBResource, curation: CurationSettings) -> dg.AssetCheckResult:
+    with warehouse(duckdb) as con:
+        rows, distinct = _one(con, "SELECT count(*), count(DISTINCT content_hash) FROM corpus.dataset_splits", [])
+    rate = (rows - distinct) / rows if rows else 0.0
+    return dg.AssetCheckResult(passed=rate < curation.max_duplicate_rate,
+                               metadata={"rows": rows, "duplicate_rows": rows - distinct, "rate": round(rate, 5),
+                                         "threshold": curation.max_duplicate_rate})
+
+
+@dg.asset_check(asset=dataset_splits, pool=WAREHOUSE_POOL, blocking=True,
+                description="Near-duplicate residual: no verified pair at or above the dedup threshold has both ends in the "
+                            "splits, and an independent in-memory dedup of a sample of the splits (not using the band index) finds none either.")
+def near_duplicate_residual(duckdb: DuckDBResource, curation: CurationSettings) -> dg.AssetCheckResult:
+    from corpus_platform.curation.global_dedup import dedup_text
+    from corpus_platform.curation.near_dedup import find_duplicates
+
+    settings = curation.dedup()
+    with warehouse(duckdb) as con:
+        indexed, = _one(con, """
+            SELECT count(*) FROM corpus.near_duplicate_pairs p
+            SEMI JOIN corpus.dataset_splits a ON a.example_id = p.id_a AND a.date = p.date_a AND a.source = p.source_a
+            SEMI JOIN corpus.dataset_splits b ON b.example_id = p.id_b AND b.date = p.date_b AND b.source = p.source_b
+            WHERE p.kind IN ('exact', 'near')""", [])
+        sample = con.execute("""
+            SELECT s.example_id || '@' || s.date AS id, e.messages FROM corpus.dataset_splits s
+            JOIN corpus.scored_examples e USING (example_id, source, date)
+            ORDER BY hash(s.example_id) LIMIT 20000""").pl()
+    found = find_duplicates(sample["id"], dedup_text(sample), threshold=settings.threshold) if sample.height else None
+    residual = len(found.removed) if found else 0
+    return dg.AssetCheckResult(
+        passed=indexed <= curation.max_near_dup_residual and residual <= curation.max_near_dup_residual,
+        metadata={"indexed_pairs_in_splits": indexed, "sample_rows": sample.height, "sample_duplicates": residual,
+                  "threshold": settings.threshold, "allowed": curation.max_near_dup_residual,
+                  "sample_duplicate_ids": dg.MetadataValue.json(found.removed[:20] if found else [])},
+    )
+
+
+@dg.asset_check(asset=filtered_examples, partitions_def=corpus_partitions, pool=WAREHOUSE_POOL, blocking=False,
+                description="The partition's filter rejection rate is within `drift_tolerance` of the source's trailing-week rate (warns only).")
+def rejection_rate_within_trailing_week(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource,
+                                        curation: CurationSettings) -> dg.AssetCheckResult:
+    day, source = partition_of(context)
+    with warehouse(duckdb) as con:
+        rows, rejected, week_rows, week_rejected = _one(con, """
+            SELECT count(*) FILTER (WHERE date = $day), count(*) FILTER (WHERE date = $day AND decision <> 'kept'),
+                   count(*) FILTER (WHERE date < $day), count(*) FILTER (WHERE date < $day AND decision <> 'kept')
+            FROM corpus.decisions WHERE stage = 'filter' AND source = $source
+              AND date BETWEEN $day - INTERVAL 7 DAY AND $day""", {"day": day, "source": source})
+    rate = rejected / rows if rows else 0.0
+    if not week_rows:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"rate": round(rate, 4), "trailing_week_rows": 0},
+                                   description="no trailing week for this source yet: nothing to compare")
+    baseline = week_rejected / week_rows
+    return dg.AssetCheckResult(
+        passed=abs(rate - baseline) <= curation.drift_tolerance, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rate": round(rate, 4), "trailing_week_rate": round(baseline, 4), "trailing_week_rows": week_rows,
+                  "tolerance": curation.drift_tolerance},
+    )
 
 
 @dg.asset_check(asset=dataset_splits, pool=WAREHOUSE_POOL, blocking=True,

@@ -1,12 +1,15 @@
 """Curation thresholds as configuration (editable in the launchpad), not literals in code."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 
 from corpus_platform.curation.classifiers import ToxicitySettings
+from corpus_platform.curation.datasets import DatasetRules
 from corpus_platform.curation.filter_stage import FilterStageSettings
 from corpus_platform.curation.filters import DEFAULT_PROFILES, FilterSettings
+from corpus_platform.curation.global_dedup import DedupSettings
 from corpus_platform.curation.normalize import SOCIAL_SOURCES
 from corpus_platform.curation.scoring import ScoreSettings
 from corpus_platform.curation.splits import SplitSettings
@@ -43,6 +46,17 @@ class CurationSettings(dg.ConfigurableResource):
     social_normalization_sources: list[str] = list(SOCIAL_SOURCES)
     mask_pii: bool = True
     pii_ner_sources: list[str] = []
+    # Global dedup (corpus_platform.curation.global_dedup).
+    near_dedup: bool = True
+    near_dup_threshold: float = 0.8  # Jaccard of 5-word shingle sets: one of the two is removed
+    related_threshold: float = 0.5  # both kept, but on one side of the train/test boundary
+    # Datasets: author cap ({source or "*": max examples per author}, 0 = no cap) and decontamination.
+    author_caps_json: str = '{"*": 200}'
+    decontamination_files: list[str] = []  # evaluation sets (JSONL/JSON/TXT); also every file in <home>/eval_sets/
+    decontamination_ngram: int = 13
+    max_near_dup_residual: int = 0  # near_dup_residual: kept pairs at or above the threshold
+    max_duplicate_rate: float = 0.01  # duplicate_rate_below_threshold: share of kept examples sharing a hash
+    drift_tolerance: float = 0.15  # rejection rate vs the source's trailing week (absolute share), warns
     # Checks on filtered_examples.
     max_toxicity_share: float = 0.05  # toxicity_share_below_threshold (warns, does not block)
     min_language_share: float = 0.9  # language_share
@@ -73,6 +87,20 @@ class CurationSettings(dg.ConfigurableResource):
 
     def scoring(self) -> ScoreSettings:
         return ScoreSettings(min_quality=self.min_quality)
+
+    def dedup(self) -> DedupSettings:
+        return DedupSettings(threshold=self.near_dup_threshold, related_threshold=self.related_threshold, near=self.near_dedup)
+
+    def author_caps(self) -> dict[str, int]:
+        return {k: int(v) for k, v in json.loads(self.author_caps_json or "{}").items()}
+
+    def dataset_rules(self, home: Path) -> DatasetRules:
+        """Split ratios, author caps and the evaluation files to decontaminate against (the configured
+        files plus every file in <home>/eval_sets/)."""
+        folder = Path(home) / "eval_sets"
+        found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+        files = tuple(dict.fromkeys([*(Path(f) for f in self.decontamination_files), *found]))
+        return DatasetRules(self.splits(), self.author_caps(), files, self.decontamination_ngram)
 
     def splits(self) -> SplitSettings:
         return SplitSettings(train=self.train_ratio, val=self.val_ratio, test=self.test_ratio)

@@ -7,10 +7,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
+from corpus_platform.curation.global_dedup import resolve_clusters
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.partitions import WAREHOUSE_POOL
 from corpus_platform.defs.resources import CorpusHome, warehouse
 from corpus_platform.operations import erasure
+from corpus_platform.warehouse import replace_rows
 
 
 class DeleteUserConfig(dg.Config):
@@ -40,7 +42,9 @@ def erase_user_data(context: dg.OpExecutionContext, config: DeleteUserConfig, du
         deleted = erasure.erase_rows(con, subject, found["example_id"].to_list())
         files = erasure.scrub_files([layout.landing, layout.state], subject, set(found["source_id"].to_list()))
         deleted["api_index_interactions"] = erasure.scrub_api_index(layout.home / "api" / "state.sqlite3", subject)
-        split = rebuild_splits(con, curation.splits())
+        clusters, cluster_decisions = resolve_clusters(con, curation.dedup())  # a removed keeper's duplicates get a new one
+        replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", cluster_decisions, "stage = ?", ["cluster"])])
+        split = rebuild_splits(con, curation.dataset_rules(layout.home))
         manifest = export_splits(con, layout.exports)
         removed = erasure.purge_exports(con, layout.exports, texts, keep=manifest["version"])
         report = {"request_id": request_id, "subject_sha256": erasure.subject_hash(subject), "requested_by": requested_by,

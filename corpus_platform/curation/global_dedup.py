@@ -1,0 +1,286 @@
+"""Global exact + near-duplicate dedup through a persistent index in DuckDB.
+
+Two halves, so that a new day costs work proportional to that day and the final dataset does not
+depend on the order partitions were materialized in:
+
+`index_partition` (the partitioned `deduplicated_examples` stage)
+    Removes exact duplicates *within* the partition (same SHA-256 of the normalized conversation),
+    keeping the first by the keep rule below. For the survivors it computes MinHash band keys
+    (`minhash`, datasketch-compatible signatures) and looks them up in `corpus.minhash_bands`, the
+    band index of every other partition: only the candidates' texts are read back, and every
+    candidate pair is verified by the exact Jaccard of its 5-word shingle sets. Same-hash examples
+    of other partitions become `exact` pairs. The partition's band rows and every pair touching it
+    are replaced together, so rematerializing any partition in any order leaves the same pairs.
+
+`resolve_clusters` (the unpartitioned `duplicate_clusters` asset)
+    Connected components of the exact and near pairs among the examples that survived scoring;
+    each cluster keeps one example by the keep rule: higher heuristic quality, then engagement,
+    then earliest `created_at`, then the smallest example id. It reads the pairs and their
+    endpoints only, not the corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from corpus_platform.curation.decisions import DUPLICATE, KEPT, decision_rows
+from corpus_platform.curation.dedup import with_content_hash
+from corpus_platform.curation.minhash import MinHasher, band_keys, candidate_pairs, jaccard_pairs, shingle_hashes
+from corpus_platform.curation.near_dedup import choose_bands, normalized
+from corpus_platform.curation.scoring import quality_expr
+from corpus_platform.warehouse import query
+
+PAIR_COLUMNS = ["id_a", "source_a", "date_a", "id_b", "source_b", "date_b", "kind", "jaccard"]
+CLUSTER_COLUMNS = ["example_id", "source", "date", "cluster_id", "kept_id", "size", "kind", "jaccard"]
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    threshold: float = 0.8  # Jaccard of 5-word shingle sets at or above which one of two is removed
+    related_threshold: float = 0.5  # pairs at or above (below `threshold`) stay on one side of the split
+    bands: int | None = None  # default: `near_dedup.choose_bands(threshold)` (16 x 5 at 0.8)
+    rows: int | None = None
+    seed: int = 1
+    near: bool = True  # False: exact dedup only
+    _banding: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.related_threshold <= self.threshold < 1.0:
+            raise ValueError("need 0 < related_threshold <= threshold < 1")
+        banding = (self.bands, self.rows) if self.bands else choose_bands(self.threshold)
+        object.__setattr__(self, "_banding", banding)
+
+    @property
+    def banding(self) -> tuple[int, int]:
+        return self._banding
+
+
+def keep_rule_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """_q (quality; `quality_score` when present), _eng (engagement), _created (ISO text, nulls last)."""
+    meta = pl.col("metadata")
+    eng = pl.coalesce([meta.str.json_path_match(f"$.{k}").cast(pl.Float64, strict=False)
+                       for k in ("engagement", "score", "likes")]).fill_null(0.0)
+    created = meta.str.json_path_match("$.created_at").str.replace(r"Z$", "+00:00").fill_null("~")
+    q = pl.col("quality_score") if "quality_score" in df.columns else quality_expr()
+    return df.with_columns(q.alias("_q"), eng.alias("_eng"), created.alias("_created"))
+
+
+def sort_by_keep_rule(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(["_q", "_eng", "_created", "example_id", "date"], descending=[True, True, False, False, False])
+
+
+def dedup_text(df: pl.DataFrame) -> pl.Series:
+    """What near-dup compares: every turn's content, roles left out (they would inflate short pairs)."""
+    text = df.select(pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\n").alias("t"))["t"]
+    return normalized(text)
+
+
+def _gather(hashes: np.ndarray, offsets: np.ndarray):
+    def get(docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        start, length = offsets[docs], offsets[docs + 1] - offsets[docs]
+        out = np.zeros(docs.size + 1, np.int64)
+        np.cumsum(length, out=out[1:])
+        idx = np.arange(int(out[-1])) + np.repeat(start - out[:-1], length)
+        return hashes[idx], out
+    return get
+
+
+@dataclass
+class IndexResult:
+    kept: pl.DataFrame
+    decisions: pl.DataFrame
+    bands: pl.DataFrame
+    pairs: pl.DataFrame
+    stats: dict
+
+
+def _node_frame(df: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    return df.select(pl.col("example_id").alias(f"id_{prefix}"), pl.col("source").alias(f"source_{prefix}"),
+                     pl.col("date").alias(f"date_{prefix}"))
+
+
+def _canonical(pairs: pl.DataFrame) -> pl.DataFrame:
+    """id_a < id_b (then date), one row per unordered pair, best Jaccard kept."""
+    swap = (pl.col("id_a") > pl.col("id_b")) | ((pl.col("id_a") == pl.col("id_b")) & (pl.col("date_a") > pl.col("date_b")))
+    cols = [pl.when(swap).then(pl.col(f"{c}_b")).otherwise(pl.col(f"{c}_a")).alias(f"{c}_a") for c in ("id", "source", "date")]
+    cols += [pl.when(swap).then(pl.col(f"{c}_a")).otherwise(pl.col(f"{c}_b")).alias(f"{c}_b") for c in ("id", "source", "date")]
+    out = pairs.select(*cols, "kind", "jaccard")
+    return (out.sort("jaccard", descending=True)
+            .unique(["id_a", "source_a", "date_a", "id_b", "source_b", "date_b"], keep="first")
+            .sort(PAIR_COLUMNS[:6]).select(PAIR_COLUMNS))
+
+
+def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, source: str,
+                    settings: DedupSettings) -> IndexResult:
+    """Dedup one partition against itself and, through the index, against every other partition."""
+    hashed = sort_by_keep_rule(keep_rule_columns(with_content_hash(df)))
+    hashed = hashed.with_columns(pl.col("example_id").first().over("content_hash").alias("_keeper"))
+    is_keeper = pl.col("example_id") == pl.col("_keeper")
+    kept = hashed.filter(is_keeper).sort("example_id")
+    dups = hashed.filter(~is_keeper)
+    decisions = pl.concat([
+        decision_rows(kept, stage="dedup", decision=KEPT),
+        decision_rows(dups, stage="dedup", decision=DUPLICATE, rule=pl.lit("exact_sha256"), score=1.0, threshold=1.0,
+                      duplicate_of=pl.col("_keeper")),
+    ])
+    others = "NOT (o.date = ? AND o.source = ?)"
+    pair_parts: list[pl.DataFrame] = []
+    stats = {"rows_in": df.height, "exact_within": dups.height, "exact_across": 0, "candidates_within": 0,
+             "index_matches": 0, "texts_read": 0, "near_pairs": 0, "related_pairs": 0}
+
+    con.register("_mine", kept.select("example_id", "content_hash").to_arrow())
+    try:
+        exact = query(con, f"""
+            SELECT m.example_id AS id_a, o.example_id AS id_b, o.source AS source_b, o.date AS date_b
+            FROM _mine m JOIN corpus.deduplicated_examples o USING (content_hash) WHERE {others}""", [day, source])
+    finally:
+        con.unregister("_mine")
+    if exact.height:
+        pair_parts.append(exact.with_columns(pl.lit(source).alias("source_a"), pl.lit(day).cast(pl.Date).alias("date_a"),
+                                             pl.lit("exact").alias("kind"), pl.lit(1.0).alias("jaccard")))
+    stats["exact_across"] = exact.height
+
+    bands = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "bucket": pl.UInt64})
+    if settings.near and kept.height:
+        b, r = settings.banding
+        hashes, offsets = shingle_hashes(dedup_text(kept))
+        eligible = np.flatnonzero(np.diff(offsets) > 0)
+        keys = band_keys(MinHasher(b * r, settings.seed).signatures(hashes, offsets), b, r)[:, eligible]
+        ids = kept["example_id"].gather(eligible)
+        bands = pl.DataFrame({
+            "example_id": pl.concat([ids] * b),
+            "bucket": keys.reshape(-1),
+        }).with_columns(pl.lit(source).alias("source"), pl.lit(day).cast(pl.Date).alias("date")).select(bands.columns)
+        within = eligible[candidate_pairs(keys)] if eligible.size > 1 else np.zeros((0, 2), np.int64)
+        stats["candidates_within"] = len(within)
+
+        con.register("_bands", bands.select("example_id", "bucket").to_arrow())
+        try:
+            cross = query(con, f"""
+                SELECT DISTINCT m.example_id AS id_a, o.example_id AS id_b, o.source AS source_b, o.date AS date_b
+                FROM _bands m JOIN corpus.minhash_bands o USING (bucket) WHERE {others}""", [day, source])
+        finally:
+            con.unregister("_bands")
+        if exact.height:  # already paired as exact
+            cross = cross.join(exact, on=["id_a", "id_b", "source_b", "date_b"], how="anti")
+        stats["index_matches"] = cross.height
+        other_docs = cross.select("id_b", "source_b", "date_b").unique().sort("id_b", "date_b")
+        if other_docs.height:
+            con.register("_want", other_docs.to_arrow())
+            try:
+                texts = query(con, """
+                    SELECT o.example_id AS id_b, o.source AS source_b, o.date AS date_b, o.messages
+                    FROM corpus.deduplicated_examples o
+                    JOIN _want w ON w.id_b = o.example_id AND w.source_b = o.source AND w.date_b = o.date""")
+            finally:
+                con.unregister("_want")
+            other_docs = other_docs.join(texts, on=["id_b", "source_b", "date_b"], how="inner")
+            stats["texts_read"] = other_docs.height
+        n = kept.height
+        if other_docs.height:
+            oh, oo = shingle_hashes(dedup_text(other_docs))
+            all_hashes = np.concatenate([hashes, oh])
+            all_offsets = np.concatenate([offsets, offsets[-1] + oo[1:]])
+        else:
+            all_hashes, all_offsets = hashes, offsets
+        row_of = dict(zip(kept["example_id"].to_list(), range(n)))
+        other_key = other_docs.select(pl.concat_str(["id_b", "source_b", pl.col("date_b").cast(pl.Utf8)], separator="|"))
+        other_row = dict(zip(other_key.to_series().to_list(), range(n, n + other_docs.height)))
+        if cross.height and other_docs.height:
+            ck = cross.select(pl.col("id_a").replace_strict(row_of, return_dtype=pl.Int64).alias("u"),
+                              pl.concat_str(["id_b", "source_b", pl.col("date_b").cast(pl.Utf8)], separator="|")
+                              .replace_strict(other_row, default=-1, return_dtype=pl.Int64).alias("v")).filter(pl.col("v") >= 0)
+            cross_rows = ck.to_numpy().astype(np.int64)
+        else:
+            cross_rows = np.zeros((0, 2), np.int64)
+        cand = np.concatenate([within, cross_rows]) if len(within) or len(cross_rows) else np.zeros((0, 2), np.int64)
+        if len(cand):
+            jac = jaccard_pairs(_gather(all_hashes, all_offsets), cand)
+            ok = jac >= settings.related_threshold
+            cand, jac = cand[ok], jac[ok]
+            nodes = pl.concat([_node_frame(kept, "x"), other_docs.select(
+                pl.col("id_b").alias("id_x"), pl.col("source_b").alias("source_x"), pl.col("date_b").alias("date_x"))])
+            a = nodes.select(pl.all().gather(cand[:, 0])).rename({"id_x": "id_a", "source_x": "source_a", "date_x": "date_a"})
+            bb = nodes.select(pl.all().gather(cand[:, 1])).rename({"id_x": "id_b", "source_x": "source_b", "date_x": "date_b"})
+            found = pl.concat([a, bb], how="horizontal").with_columns(
+                pl.Series("jaccard", jac),
+                pl.when(pl.Series(jac) >= settings.threshold).then(pl.lit("near")).otherwise(pl.lit("related")).alias("kind"))
+            pair_parts.append(found)
+            stats["near_pairs"] = int((jac >= settings.threshold).sum())
+            stats["related_pairs"] = int((jac < settings.threshold).sum())
+
+    schema = {"id_a": pl.Utf8, "source_a": pl.Utf8, "date_a": pl.Date, "id_b": pl.Utf8, "source_b": pl.Utf8,
+              "date_b": pl.Date, "kind": pl.Utf8, "jaccard": pl.Float64}
+    pairs = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in pair_parts]) if pair_parts \
+        else pl.DataFrame(schema=schema)
+    columns = [c for c in df.columns if c != "content_hash"] + ["content_hash"]
+    return IndexResult(kept.select(columns), decisions, bands, _canonical(pairs), stats)
+
+
+def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0:
+        return np.zeros(0, np.int64)
+    graph = coo_matrix((np.ones(u.size, np.int8), (u, v)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def resolve_clusters(con: duckdb.DuckDBPyConnection, settings: DedupSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(duplicate_clusters rows, `cluster` decision rows) over every scored example."""
+    live = "SELECT example_id, source, date FROM corpus.scored_examples"
+    edges = query(con, f"""
+        SELECT p.* FROM corpus.near_duplicate_pairs p
+        SEMI JOIN ({live}) a ON a.example_id = p.id_a AND a.source = p.source_a AND a.date = p.date_a
+        SEMI JOIN ({live}) b ON b.example_id = p.id_b AND b.source = p.source_b AND b.date = p.date_b
+        WHERE p.kind IN ('exact', 'near')""")
+    empty = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "cluster_id": pl.Utf8,
+                                 "kept_id": pl.Utf8, "size": pl.Int32, "kind": pl.Utf8, "jaccard": pl.Float64})
+    if edges.height == 0:
+        return empty, decision_rows(empty, stage="cluster", decision=KEPT)
+    ends = pl.concat([
+        edges.select(pl.col("id_a").alias("example_id"), pl.col("source_a").alias("source"), pl.col("date_a").alias("date"), "jaccard"),
+        edges.select(pl.col("id_b").alias("example_id"), pl.col("source_b").alias("source"), pl.col("date_b").alias("date"), "jaccard"),
+    ]).group_by("example_id", "source", "date").agg(pl.col("jaccard").max())
+    con.register("_ends", ends.select("example_id", "source", "date").to_arrow())
+    try:
+        attrs = query(con, """
+            SELECT s.example_id, s.source, s.date, s.quality_score, s.metadata, s.content_hash
+            FROM corpus.scored_examples s JOIN _ends USING (example_id, source, date)""")
+    finally:
+        con.unregister("_ends")
+    nodes = sort_by_keep_rule(keep_rule_columns(attrs.join(ends, on=["example_id", "source", "date"])))
+    nodes = nodes.with_row_index("_rank")
+    key = ["example_id", "source", "date"]
+    uv = (edges.join(nodes.select(pl.col("example_id").alias("id_a"), pl.col("source").alias("source_a"),
+                                  pl.col("date").alias("date_a"), pl.col("_rank").alias("u")), on=["id_a", "source_a", "date_a"])
+          .join(nodes.select(pl.col("example_id").alias("id_b"), pl.col("source").alias("source_b"),
+                             pl.col("date").alias("date_b"), pl.col("_rank").alias("v")), on=["id_b", "source_b", "date_b"]))
+    label = _components(nodes.height, uv["u"].to_numpy(), uv["v"].to_numpy())
+    nodes = nodes.with_columns(pl.Series("_label", label))
+    # Ranks follow the keep rule, so a component's smallest rank is its kept example.
+    nodes = nodes.with_columns(
+        pl.col("example_id").sort_by("_rank").first().over("_label").alias("kept_id"),
+        pl.col("content_hash").sort_by("_rank").first().over("_label").alias("_kept_hash"),
+        pl.col("example_id").min().over("_label").alias("cluster_id"),
+        pl.len().over("_label").cast(pl.Int32).alias("size"),
+        (pl.col("_rank") == pl.col("_rank").min().over("_label")).alias("_is_kept"),
+    )
+    kind = (pl.when(pl.col("_is_kept")).then(pl.lit("kept"))
+            .when(pl.col("content_hash") == pl.col("_kept_hash")).then(pl.lit("exact")).otherwise(pl.lit("near")))
+    clusters = nodes.with_columns(kind.alias("kind"),
+                                  pl.when(pl.col("_is_kept")).then(1.0).otherwise(pl.col("jaccard")).alias("jaccard"))
+    clusters = clusters.select(CLUSTER_COLUMNS).sort(key)
+    kept, dup = clusters.filter(pl.col("kind") == "kept"), clusters.filter(pl.col("kind") != "kept")
+    decisions = pl.concat([
+        decision_rows(kept, stage="cluster", decision=KEPT, rule=pl.lit("cluster_keeper"), score=pl.col("size").cast(pl.Float64)),
+        decision_rows(dup, stage="cluster", decision=DUPLICATE,
+                      rule=pl.when(pl.col("kind") == "exact").then(pl.lit("exact_sha256")).otherwise(pl.lit("near_dup_jaccard")),
+                      score=pl.col("jaccard"), threshold=settings.threshold, duplicate_of=pl.col("kept_id")),
+    ])
+    return clusters, decisions
