@@ -49,7 +49,9 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
     scored = query(con, """
         SELECT s.example_id, s.source, s.date, s.messages, s.metadata, s.quality_score, s.content_hash
         FROM corpus.scored_examples s
-        ANTI JOIN (SELECT * FROM corpus.duplicate_clusters WHERE kind <> 'kept') d USING (example_id, source, date)""")
+        ANTI JOIN (SELECT * FROM corpus.duplicate_clusters WHERE kind <> 'kept') d USING (example_id, source, date)
+        ANTI JOIN (SELECT * FROM corpus.decisions WHERE stage = 'judge' AND decision = 'rejected') j
+             USING (example_id, source, date)""")
     scored, review_decisions = apply_verdicts(con, scored)  # reviewers' verdicts: reject, bring back, edit
     decisions = [review_decisions]
     if rules.eval_files:
@@ -77,8 +79,8 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
 def export_splits(con: duckdb.DuckDBPyConnection, exports_root: Path) -> dict:
     """Write the training files of the current splits and record them in corpus.export_files."""
     df = query(con, """
-        SELECT s.example_id, s.split, s.content_hash, s.source, s.quality_score, e.messages
-        FROM corpus.dataset_splits s JOIN corpus.scored_examples e USING (example_id, source, date)
+        SELECT s.example_id, s.split, s.content_hash, s.source, s.quality_score, s.messages
+        FROM corpus.split_examples s  -- dataset_splits with their messages, as the review left them
     """)
     manifest = write_exports(df, exports_root)
     version = manifest["version"]

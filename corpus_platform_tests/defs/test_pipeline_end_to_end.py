@@ -51,8 +51,8 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     assert "dataset_splits.no_split_leakage" in checks and "dataset_splits.minimum_rows_per_split" in checks
     assert "lora_adapter.train_eval_loss_gap_below_threshold" in checks and "adapter_evaluation.promotion_gate" in checks
     assert "filtered_examples.language_share" in checks and "training_exports.no_pii_in_exports" in checks
-    # per partition: 4 checks + toxicity share, language share and rejection drift; splits 4, exports 1, adapter 2
-    assert sum(1 for r in runs for _ in r["checks"]) == 6 * (4 + 3) + 4 + 1 + 2
+    # per partition: 4 checks + toxicity share, language share and rejection drift; judge 1, splits 4, exports 1, adapter 2
+    assert sum(1 for r in runs for _ in r["checks"]) == 6 * (4 + 3) + 1 + 4 + 1 + 2
 
 
 def test_every_stage_leaves_rows_for_every_partition(pipeline):
@@ -174,7 +174,7 @@ def test_rematerializing_a_partition_leaves_the_same_rows(pipeline):
 
 def test_summary_names_stages_rules_checks_and_the_adapter(pipeline):
     text = summarize(pipeline["home"], pipeline["result"])
-    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 49 passed, 0 failed",
+    for needle in ["raw_examples", "scored_examples", "empty_turn", "exact_sha256", "Asset checks: 50 passed, 0 failed",
                    "raw examples without a decision: 0", "Adapter:", "perplexity base", "judge: skipped (no endpoint configured)",
                    "per-example NLL", "p = ", "Cohen's d = ", "95% CI", "promotion gate: PASSED", "make ui"]:
         assert needle in text, needle

@@ -17,7 +17,7 @@ def test_demo_command_runs_everything_and_records_runs_for_the_ui(tmp_path, tiny
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for needle in ["Rows per stage", "Decisions by stage and rule", "raw examples without a decision: 0",
-                   "Asset checks: 49 passed, 0 failed", "Runs: 7 of 7 succeeded", "Adapter:", "perplexity base",
+                   "Asset checks: 50 passed, 0 failed", "Runs: 7 of 7 succeeded", "Adapter:", "perplexity base",
                    "make ui"]:
         assert needle in out.stdout, needle
     assert (tmp_path / "dagster" / "dagster.yaml").resolve() == (REPO_ROOT / "dagster.yaml").resolve()

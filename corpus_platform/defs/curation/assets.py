@@ -13,7 +13,10 @@ from corpus_platform.curation.datasets import export_splits, rebuild_splits
 from corpus_platform.curation.global_dedup import index_partition, resolve_clusters
 from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
-from corpus_platform.defs.curation.resources import CurationSettings
+from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows, empty_decisions
+from corpus_platform.curation.judge import judge_client, judge_frame
+from corpus_platform.curation.report import build_report
+from corpus_platform.defs.curation.resources import JUDGE_ENV, CurationSettings, LLMJudge
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
@@ -116,7 +119,45 @@ def duplicate_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource
 
 
 @dg.asset(
-    deps=[duplicate_clusters], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
+    deps=[duplicate_clusters], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "openai"},
+    description="LLM-judge scores (1-10 on named dimensions) of every example that survived dedup, cached by content "
+                "hash so rematerializing never pays twice; examples below the threshold are rejected (rule llm_judge).",
+)
+def judged_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, judge: LLMJudge) -> dg.MaterializeResult:
+    if not judge.enabled:
+        with warehouse(duckdb) as con:  # no stale verdicts from an earlier configuration
+            replace_rows(con, [("decisions", empty_decisions(), "stage = ?", ["judge"])])
+        note = f"disabled: set {JUDGE_ENV[0]} and {JUDGE_ENV[1]} (and {JUDGE_ENV[2]}) to judge examples"
+        context.log.info(f"LLM judge {note}")
+        return dg.MaterializeResult(metadata={"judge": note, "judged": 0, "called": 0, "cost_usd_this_run": 0.0})
+    settings = judge.settings()
+    with warehouse(duckdb) as con:
+        df = query(con, """
+            SELECT s.example_id, s.source, s.date, s.content_hash, s.messages FROM corpus.scored_examples s
+            ANTI JOIN (SELECT * FROM corpus.duplicate_clusters WHERE kind <> 'kept') d USING (example_id, source, date)""")
+        judged, stats = judge_frame(con, df, settings, judge_client(settings), log=context.log)
+        ok = pl.col("judge_status") == "ok"
+        low = ok & (pl.col("judged_score") < settings.threshold)
+        decisions = pl.concat([
+            decision_rows(judged.filter(ok & ~low), stage="judge", decision=KEPT, rule=pl.lit("llm_judge"),
+                          score=pl.col("judged_score"), threshold=settings.threshold),
+            decision_rows(judged.filter(low), stage="judge", decision=REJECTED, rule=pl.lit("llm_judge"),
+                          score=pl.col("judged_score"), threshold=settings.threshold),
+            decision_rows(judged.filter(~ok), stage="judge", decision=KEPT, rule=pl.lit("not_judged")),
+        ])
+        replace_rows(con, [("decisions", decisions, "stage = ?", ["judge"])])
+    scores = judged.filter(ok)["judged_score"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": judged.height,
+        "judge_model": settings.model,
+        "mean_judged_score": float(scores.mean()) if scores.len() else 0.0,
+        "rejected_below_threshold": int(judged.filter(low).height),
+        **{k: v for k, v in stats.items() if isinstance(v, (int, float))},
+    })
+
+
+@dg.asset(
+    deps=[duplicate_clusters, judged_examples], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
     description="Every scored example that is not a cluster duplicate, decontaminated against the evaluation files and capped per author, assigned to train/val/test by a hash of its group (thread, session and related near-duplicates together).",
 )
 def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings,
@@ -160,3 +201,28 @@ def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
         },
         data_version=dg.DataVersion(version),
     )
+
+
+@dg.asset(
+    deps=[training_exports], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "markdown"},
+    description="The dataset card: totals, split x source mix, rejection reasons, duplicate clusters, and histograms "
+                "of length and scores, shown here in the UI and written to reports/dataset_report/.",
+)
+def dataset_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings,
+                   judge: LLMJudge, corpus_home: CorpusHome) -> dg.MaterializeResult:
+    with warehouse(duckdb) as con:
+        splits = query(con, """
+            SELECT s.example_id, s.source, s.split, s.quality_score, j.score AS judged_score,
+                   list_sum([length(m.content) FOR m IN e.messages])::BIGINT AS chars
+            FROM corpus.dataset_splits s JOIN corpus.scored_examples e USING (example_id, source, date)
+            LEFT JOIN (SELECT * FROM corpus.decisions WHERE stage = 'judge') j USING (example_id, source, date)""")
+        decisions = query(con, "SELECT * FROM corpus.decisions")
+        clusters = query(con, "SELECT cluster_id, size FROM corpus.duplicate_clusters")
+    report = build_report(splits, decisions, clusters, corpus_home.layout.home / "reports" / "dataset_report",
+                          min_quality=curation.min_quality, judge_threshold=judge.threshold if judge.enabled else None)
+    numbers = {k: v for k, v in report.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dg.MaterializeResult(metadata={
+        "report": dg.MetadataValue.md(report.markdown),
+        "path": dg.MetadataValue.path(str(report.card_path or corpus_home.layout.home / "reports" / "dataset_report")),
+        **numbers,
+    })

@@ -6,9 +6,9 @@ from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.exports import latest_export
 from corpus_platform.curation.pii import PII_TYPES, scan_export
-from corpus_platform.defs.curation.assets import (dataset_splits, deduplicated_examples, filtered_examples, scored_examples,
-                                                  training_exports)
-from corpus_platform.defs.curation.resources import CurationSettings
+from corpus_platform.defs.curation.assets import (dataset_splits, deduplicated_examples, filtered_examples, judged_examples,
+                                                  scored_examples, training_exports)
+from corpus_platform.defs.curation.resources import CurationSettings, LLMJudge
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
@@ -221,3 +221,17 @@ def no_pii_in_exports(corpus_home: CorpusHome) -> dg.AssetCheckResult:
                   "files_with_pii": dg.MetadataValue.json(dirty)},
         description=f"PII found in {len(dirty)} export file(s)" if dirty else None,
     )
+
+
+@dg.asset_check(asset=judged_examples, pool=WAREHOUSE_POOL, blocking=False,
+                description="Mean LLM-judged quality of the judged examples is at least the judge's threshold (warns only; "
+                            "a disabled judge passes with a note saying so).")
+def mean_judged_quality_above_threshold(duckdb: DuckDBResource, judge: LLMJudge) -> dg.AssetCheckResult:
+    if not judge.enabled:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"judged": 0},
+                                   description="the LLM judge is disabled: nothing judged")
+    with warehouse(duckdb) as con:
+        judged, mean = _one(con, "SELECT count(score), avg(score) FROM corpus.decisions WHERE stage = 'judge' AND rule = 'llm_judge'", [])
+    mean = float(mean or 0.0)
+    return dg.AssetCheckResult(passed=judged > 0 and mean >= judge.threshold, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"judged": judged, "mean_judged_score": round(mean, 3), "threshold": judge.threshold})

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 
@@ -10,6 +11,7 @@ from corpus_platform.curation.datasets import DatasetRules
 from corpus_platform.curation.filter_stage import FilterStageSettings
 from corpus_platform.curation.filters import DEFAULT_PROFILES, FilterSettings
 from corpus_platform.curation.global_dedup import DedupSettings
+from corpus_platform.curation.judge import JudgeSettings
 from corpus_platform.curation.normalize import SOCIAL_SOURCES
 from corpus_platform.curation.scoring import ScoreSettings
 from corpus_platform.curation.splits import SplitSettings
@@ -107,3 +109,40 @@ class CurationSettings(dg.ConfigurableResource):
 
     def min_rows(self) -> dict[str, int]:
         return {"train": self.min_train_rows, "val": self.min_val_rows, "test": self.min_test_rows}
+
+
+JUDGE_ENV = ["CORPUS_JUDGE_BASE_URL", "CORPUS_JUDGE_MODEL", "CORPUS_JUDGE_API_KEY"]
+
+
+class LLMJudge(dg.ConfigurableResource):
+    """The LLM judge of `judged_examples`: any OpenAI-compatible endpoint. Off unless enabled (the demo's
+    embedded model is too slow to judge a whole corpus on CPU); enabled without an endpoint it fails,
+    naming the variables. The key arrives through `EnvVar` only."""
+
+    enabled: bool = False
+    base_url: Optional[str] = None
+    model: Optional[str] = None
+    api_key: Optional[str] = None
+    threshold: float = 7.0  # the seed's bar: examples judged below it are rejected (rule llm_judge)
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    prompt_version: str = "v1"
+    max_concurrency: int = 4
+
+    def settings(self) -> JudgeSettings:
+        missing = [name for name, v in zip(JUDGE_ENV[:2], (self.base_url, self.model)) if not v]
+        if missing:
+            raise ValueError(f"the LLM judge is enabled but not configured: set {', '.join(missing)} "
+                             f"(and {JUDGE_ENV[2]} if the endpoint needs a key)")
+        return JudgeSettings(base_url=self.base_url, model=self.model, api_key=self.api_key or "not-needed",
+                             threshold=self.threshold, price_input_per_mtok=self.price_input_per_mtok,
+                             price_output_per_mtok=self.price_output_per_mtok, prompt_version=self.prompt_version,
+                             max_concurrency=self.max_concurrency)
+
+
+def judge_from_env() -> LLMJudge:
+    import os
+
+    base_url, model = os.environ.get(JUDGE_ENV[0]) or None, os.environ.get(JUDGE_ENV[1]) or None
+    return LLMJudge(enabled=bool(base_url or model), base_url=base_url, model=model,
+                    api_key=dg.EnvVar(JUDGE_ENV[2]) if os.environ.get(JUDGE_ENV[2]) else None)

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from corpus_platform.defs.curation.assets import (dataset_splits, deduplicated_examples, duplicate_clusters, filtered_examples,
-                                                  scored_examples, training_exports)
+from corpus_platform.defs.curation.assets import (dataset_report, dataset_splits, deduplicated_examples, duplicate_clusters,
+                                                  filtered_examples, judged_examples, scored_examples, training_exports)
 from corpus_platform.defs.evaluation.assets import adapter_evaluation
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import corpus_partitions
@@ -18,6 +18,7 @@ curate_partition_job = dg.define_asset_job(
 
 train_and_evaluate_job = dg.define_asset_job(
     "train_and_evaluate",
-    selection=dg.AssetSelection.assets(duplicate_clusters, dataset_splits, training_exports, lora_adapter, adapter_evaluation),
+    selection=dg.AssetSelection.assets(duplicate_clusters, judged_examples, dataset_splits, training_exports, dataset_report,
+                                       lora_adapter, adapter_evaluation),
     description="Duplicate clusters and splits over every partition, exports, a LoRA adapter and its evaluation.",
 )
