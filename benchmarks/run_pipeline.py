@@ -1,0 +1,119 @@
+"""Curation pipeline benchmark: per-stage throughput, peak memory, Dagster's overhead, incremental cost.
+
+    python benchmarks/run_pipeline.py --n 100000 [--days 10] [--modes incremental,full,dagster] [--dagster-n 100000]
+
+For each N, three runs, each its own process tree (pipeline_stages.py; wall and peak memory measured as in
+run_dedup.py: summed RSS of the tree polled every 50 ms, plus the process's own ru_maxrss):
+  incremental  N documents (benchmark corpus, see pipeline_corpus.py) as `days` days x 6 sources through
+               filter -> dedup index -> score per partition, then duplicate_clusters and dataset_splits:
+               the library-mode figures; then a new day of N/100 documents, processed alone (its three
+               partition stages + clusters + splits): the incremental figures.
+  full         the same N + N/100 documents from scratch: the full rebuild the new day is compared with.
+  dagster      the N documents through `dg.materialize` (one run per partition, then one run of
+               duplicate_clusters + dataset_splits): overhead = Dagster's wall - library mode's wall.
+The final dataset_splits, duplicate_clusters, decisions (without decided_at), near_duplicate_pairs and
+scored_examples of `incremental` and `full` must be identical (sorted frames compared); the exit status
+is 1 if they are not. Results: benchmarks/results/pipeline.json (one entry per N, kept across runs) and
+benchmarks/results/pipeline.md. Loading raw_examples (ingest) is timed apart and not counted in stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from pipeline_report import targets, write_table  # noqa: E402
+from run_dedup import measure  # noqa: E402
+
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+MODES = ("incremental", "full", "dagster")
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_mode(mode: str, n: int, days: int, out: Path) -> dict:
+    cmd = [sys.executable, str(HERE / "pipeline_stages.py"), mode, "--n", str(n), "--days", str(days), "--out", str(out)]
+    print(f"[{n}] {mode}: {' '.join(cmd)}", flush=True)
+    before = load()
+    tree = measure(cmd, out / f"{mode}.log", env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    result = json.loads((out / f"{mode}.json").read_text())
+    result.update(process_wall_s=tree["wall_s"], process_peak_mb=tree["peak_mb"], load_before=before, load_after=load())
+    print(f"[{n}] {mode}: {tree['wall_s']} s process wall, {tree['peak_mb']} MB peak, load {before} -> {load()}", flush=True)
+    return result
+
+
+def compare(out: Path) -> dict:
+    """Each output table of the incremental run vs the full rebuild, sorted on every column."""
+    verdict = {}
+    for f in sorted((out / "full").glob("*.parquet")):
+        a, b = pl.read_parquet(out / "incremental" / f.name), pl.read_parquet(f)
+        a, b = a.sort(a.columns, nulls_last=True), b.sort(b.columns, nulls_last=True)
+        same = a.columns == b.columns and a.equals(b)
+        verdict[f.stem] = {"identical": bool(same), "rows_incremental": a.height, "rows_full": b.height}
+        if not same and a.columns == b.columns:
+            verdict[f.stem]["only_incremental"] = a.join(b, on=a.columns, how="anti", nulls_equal=True).height
+            verdict[f.stem]["only_full"] = b.join(a, on=a.columns, how="anti", nulls_equal=True).height
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=10)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--dagster-n", type=int, default=None, help="N for the Dagster run (default: --n, at most 100,000)")
+    args = ap.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    out = WORK / f"pipeline-{args.n}"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    entry: dict = {"n": args.n, "days": args.days, "sources": 6, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+                   "settings": "CurationSettings() defaults: PII masking, no NER, no LLM judge, default toxicity backend"}
+    for mode in modes:
+        if mode == "dagster":
+            dn = args.dagster_n or min(args.n, 100_000)
+            dout = out if dn == args.n else WORK / f"pipeline-{dn}-dagster"
+            if dout != out:
+                shutil.rmtree(dout, ignore_errors=True)
+                dout.mkdir(parents=True)
+            entry["dagster"] = run_mode("dagster", dn, args.days, dout)
+            if dn != args.n:
+                entry["dagster_library"] = run_mode("incremental", dn, args.days, dout)  # its library figures
+        else:
+            entry[mode] = run_mode(mode, args.n, args.days, out)
+    if "incremental" in entry and "full" in entry:
+        entry["identical"] = compare(out)
+    entry["targets"] = targets(entry)
+    entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "pipeline.json"
+    data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    data["runs"][str(args.n)] = entry
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    table = write_table(data, RESULTS / "pipeline.md")
+    print(table)
+    bad = [t for t, v in entry.get("identical", {}).items() if not v["identical"]]
+    if bad:
+        print(f"NOT IDENTICAL (incremental vs full rebuild): {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
