@@ -12,7 +12,7 @@ P(best other language)) over the top-5 labels: on short text the lite model spre
 while the relative score at 0.8 keeps 98.7 % of them and accepts 0.12 % of the other 19 languages.
 
 Toxicity: alt-profanity-check (a linear SVM on TF-IDF, calibrated, predict_proba over the whole
-batch at once) by default; Detoxify when a local checkpoint is configured. Detoxify fetches its
+batch at once) by default, scored on each text and each of its sentences (the maximum counts); Detoxify when a local checkpoint is configured. Detoxify fetches its
 transformer config and tokenizer from the hub unless `huggingface_config_path` names a local copy,
 so with HF_HUB_OFFLINE=1 a checkpoint without that path fails loudly instead of downloading.
 """
@@ -99,8 +99,24 @@ def _detoxify(checkpoint: str, model_type: str, config_path: str):
     return Detoxify(model_type, checkpoint=checkpoint, huggingface_config_path=config_path or None)
 
 
+SENTENCE = r"[^.!?\n]+[.!?]*"
+
+
 def toxicity_scores(texts: pl.Series, settings: ToxicitySettings = ToxicitySettings()) -> pl.Series:
-    """Probability that each text is toxic (0..1), from the configured backend."""
+    """Probability that each text is toxic (0..1): the maximum over the whole text and each of its sentences,
+    so one abusive line in a long, otherwise benign answer is not averaged away (a whole-text score alone
+    let 2 of 8 planted insults through)."""
+    texts = texts.cast(pl.Utf8).fill_null("")
+    segments = pl.DataFrame({"doc": pl.int_range(0, texts.len(), eager=True), "t": texts}).with_columns(
+        pl.concat_list(pl.col("t"), pl.col("t").str.extract_all(SENTENCE)).alias("t")).explode("t")
+    segments = segments.with_columns(pl.col("t").str.strip_chars()).filter(pl.col("t").str.len_chars() > 0)
+    scores = _toxicity_of(segments["t"], settings)
+    per_doc = segments.with_columns(scores.alias("s")).group_by("doc").agg(pl.col("s").max())
+    out = pl.DataFrame({"doc": pl.int_range(0, texts.len(), eager=True)}).join(per_doc, on="doc", how="left")
+    return out.sort("doc")["s"].fill_null(0.0).alias("toxicity")
+
+
+def _toxicity_of(texts: pl.Series, settings: ToxicitySettings) -> pl.Series:
     uniq, idx = _unique_texts(texts)
     values = uniq.to_list()
     if not values:
