@@ -32,9 +32,13 @@ from corpus_platform.curation.dedup import with_content_hash
 from corpus_platform.curation.minhash import MinHasher, band_keys, candidate_pairs, jaccard_pairs, shingle_hashes
 from corpus_platform.curation.near_dedup import choose_bands, normalized
 from corpus_platform.curation.scoring import quality_expr
+from corpus_platform.curation.semantic import DIM, SemanticSettings, cosine_pairs, embed, simhash_keys
 from corpus_platform.warehouse import query
 
-PAIR_COLUMNS = ["id_a", "source_a", "date_a", "id_b", "source_b", "date_b", "kind", "jaccard"]
+PAIR_SCHEMA = {"id_a": pl.Utf8, "source_a": pl.Utf8, "date_a": pl.Date, "id_b": pl.Utf8, "source_b": pl.Utf8,
+               "date_b": pl.Date, "kind": pl.Utf8, "jaccard": pl.Float64, "cosine": pl.Float64}
+PAIR_COLUMNS = list(PAIR_SCHEMA)
+EMBEDDING_SCHEMA = {"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "embedding": pl.Array(pl.Float32, 384)}
 CLUSTER_COLUMNS = ["example_id", "source", "date", "cluster_id", "kept_id", "size", "kind", "jaccard"]
 
 
@@ -46,6 +50,7 @@ class DedupSettings:
     rows: int | None = None
     seed: int = 1
     near: bool = True  # False: exact dedup only
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)  # opt-in embedding dedup
     _banding: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +101,7 @@ class IndexResult:
     bands: pl.DataFrame
     pairs: pl.DataFrame
     stats: dict
+    embeddings: pl.DataFrame
 
 
 def _node_frame(df: pl.DataFrame, prefix: str) -> pl.DataFrame:
@@ -108,7 +114,7 @@ def _canonical(pairs: pl.DataFrame) -> pl.DataFrame:
     swap = (pl.col("id_a") > pl.col("id_b")) | ((pl.col("id_a") == pl.col("id_b")) & (pl.col("date_a") > pl.col("date_b")))
     cols = [pl.when(swap).then(pl.col(f"{c}_b")).otherwise(pl.col(f"{c}_a")).alias(f"{c}_a") for c in ("id", "source", "date")]
     cols += [pl.when(swap).then(pl.col(f"{c}_a")).otherwise(pl.col(f"{c}_b")).alias(f"{c}_b") for c in ("id", "source", "date")]
-    out = pairs.select(*cols, "kind", "jaccard")
+    out = pairs.select(*cols, "kind", "jaccard", "cosine")
     return (out.sort("jaccard", descending=True)
             .unique(["id_a", "source_a", "date_a", "id_b", "source_b", "date_b"], keep="first")
             .sort(PAIR_COLUMNS[:6]).select(PAIR_COLUMNS))
@@ -130,7 +136,7 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
     others = "NOT (o.date = ? AND o.source = ?)"
     pair_parts: list[pl.DataFrame] = []
     stats = {"rows_in": df.height, "exact_within": dups.height, "exact_across": 0, "candidates_within": 0,
-             "index_matches": 0, "texts_read": 0, "near_pairs": 0, "related_pairs": 0}
+             "index_matches": 0, "texts_read": 0, "near_pairs": 0, "semantic_pairs": 0, "related_pairs": 0}
 
     con.register("_mine", kept.select("example_id", "content_hash").to_arrow())
     try:
@@ -145,16 +151,27 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
     stats["exact_across"] = exact.height
 
     bands = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "bucket": pl.UInt64})
-    if settings.near and kept.height:
-        b, r = settings.banding
-        hashes, offsets = shingle_hashes(dedup_text(kept))
+    embeddings = pl.DataFrame(schema=EMBEDDING_SCHEMA)
+    sem = settings.semantic
+    if (settings.near or sem.enabled) and kept.height:
+        text = dedup_text(kept)
+        hashes, offsets = shingle_hashes(text)
         eligible = np.flatnonzero(np.diff(offsets) > 0)
-        keys = band_keys(MinHasher(b * r, settings.seed).signatures(hashes, offsets), b, r)[:, eligible]
+        key_parts = []
+        if settings.near:
+            b, r = settings.banding
+            key_parts.append(band_keys(MinHasher(b * r, settings.seed).signatures(hashes, offsets), b, r)[:, eligible])
+        emb = None
+        if sem.enabled:
+            emb = np.zeros((kept.height, DIM), np.float32)
+            emb[eligible] = embed(text.gather(eligible), sem)
+            key_parts.append(simhash_keys(emb[eligible], sem))
+            embeddings = kept.select("example_id", "source", "date").select(pl.all().gather(eligible)).with_columns(
+                pl.Series("embedding", emb[eligible], dtype=pl.Array(pl.Float32, DIM)))
+        keys = np.concatenate(key_parts)
         ids = kept["example_id"].gather(eligible)
-        bands = pl.DataFrame({
-            "example_id": pl.concat([ids] * b),
-            "bucket": keys.reshape(-1),
-        }).with_columns(pl.lit(source).alias("source"), pl.lit(day).cast(pl.Date).alias("date")).select(bands.columns)
+        bands = pl.DataFrame({"example_id": pl.concat([ids] * keys.shape[0]), "bucket": keys.reshape(-1)}).with_columns(
+            pl.lit(source).alias("source"), pl.lit(day).cast(pl.Date).alias("date")).select(bands.columns)
         within = eligible[candidate_pairs(keys)] if eligible.size > 1 else np.zeros((0, 2), np.int64)
         stats["candidates_within"] = len(within)
 
@@ -172,19 +189,25 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
         if other_docs.height:
             con.register("_want", other_docs.to_arrow())
             try:
-                texts = query(con, """
+                texts = query(con, f"""
                     SELECT o.example_id AS id_b, o.source AS source_b, o.date AS date_b, o.messages
+                           {", e.embedding" if sem.enabled else ""}
                     FROM corpus.deduplicated_examples o
-                    JOIN _want w ON w.id_b = o.example_id AND w.source_b = o.source AND w.date_b = o.date""")
+                    JOIN _want w ON w.id_b = o.example_id AND w.source_b = o.source AND w.date_b = o.date
+                    {"LEFT JOIN corpus.example_embeddings e USING (example_id, source, date)" if sem.enabled else ""}""")
             finally:
                 con.unregister("_want")
-            other_docs = other_docs.join(texts, on=["id_b", "source_b", "date_b"], how="inner")
+            other_docs = other_docs.join(texts, on=["id_b", "source_b", "date_b"], how="inner").sort("id_b", "date_b")
             stats["texts_read"] = other_docs.height
         n = kept.height
         if other_docs.height:
             oh, oo = shingle_hashes(dedup_text(other_docs))
             all_hashes = np.concatenate([hashes, oh])
             all_offsets = np.concatenate([offsets, offsets[-1] + oo[1:]])
+            if emb is not None:
+                other_emb = np.array([v if v is not None else np.zeros(DIM) for v in other_docs["embedding"].to_list()],
+                                     np.float32).reshape(-1, DIM)
+                emb = np.concatenate([emb, other_emb])
         else:
             all_hashes, all_offsets = hashes, offsets
         row_of = dict(zip(kept["example_id"].to_list(), range(n)))
@@ -200,25 +223,30 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
         cand = np.concatenate([within, cross_rows]) if len(within) or len(cross_rows) else np.zeros((0, 2), np.int64)
         if len(cand):
             jac = jaccard_pairs(_gather(all_hashes, all_offsets), cand)
-            ok = jac >= settings.related_threshold
-            cand, jac = cand[ok], jac[ok]
+            cos = cosine_pairs(emb, cand) if emb is not None else np.full(len(cand), np.nan)
+            near = jac >= settings.threshold
+            semantic = ~near & (cos >= sem.threshold)
+            related = ~near & ~semantic & (jac >= settings.related_threshold)
+            ok = near | semantic | related
+            cand, jac, cos = cand[ok], jac[ok], cos[ok]
+            kind = np.where(near[ok], "near", np.where(semantic[ok], "semantic", "related"))
             nodes = pl.concat([_node_frame(kept, "x"), other_docs.select(
                 pl.col("id_b").alias("id_x"), pl.col("source_b").alias("source_x"), pl.col("date_b").alias("date_x"))])
             a = nodes.select(pl.all().gather(cand[:, 0])).rename({"id_x": "id_a", "source_x": "source_a", "date_x": "date_a"})
             bb = nodes.select(pl.all().gather(cand[:, 1])).rename({"id_x": "id_b", "source_x": "source_b", "date_x": "date_b"})
             found = pl.concat([a, bb], how="horizontal").with_columns(
-                pl.Series("jaccard", jac),
-                pl.when(pl.Series(jac) >= settings.threshold).then(pl.lit("near")).otherwise(pl.lit("related")).alias("kind"))
+                pl.Series("jaccard", jac), pl.Series("kind", kind.tolist(), dtype=pl.Utf8),
+                pl.Series("cosine", cos).fill_nan(None))
             pair_parts.append(found)
-            stats["near_pairs"] = int((jac >= settings.threshold).sum())
-            stats["related_pairs"] = int((jac < settings.threshold).sum())
+            stats["near_pairs"] = int(near[ok].sum())
+            stats["semantic_pairs"] = int(semantic[ok].sum())
+            stats["related_pairs"] = int(related[ok].sum())
 
-    schema = {"id_a": pl.Utf8, "source_a": pl.Utf8, "date_a": pl.Date, "id_b": pl.Utf8, "source_b": pl.Utf8,
-              "date_b": pl.Date, "kind": pl.Utf8, "jaccard": pl.Float64}
-    pairs = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in pair_parts]) if pair_parts \
-        else pl.DataFrame(schema=schema)
+    pairs = pl.concat([p.with_columns([pl.lit(None).alias(c) for c in PAIR_SCHEMA if c not in p.columns])
+                       .select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()]) for p in pair_parts]) if pair_parts \
+        else pl.DataFrame(schema=PAIR_SCHEMA)
     columns = [c for c in df.columns if c != "content_hash"] + ["content_hash"]
-    return IndexResult(kept.select(columns), decisions, bands, _canonical(pairs), stats)
+    return IndexResult(kept.select(columns), decisions, bands, _canonical(pairs), stats, embeddings)
 
 
 def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -238,15 +266,15 @@ def resolve_clusters(con: duckdb.DuckDBPyConnection, settings: DedupSettings) ->
         SELECT p.* FROM corpus.near_duplicate_pairs p
         SEMI JOIN ({live}) a ON a.example_id = p.id_a AND a.source = p.source_a AND a.date = p.date_a
         SEMI JOIN ({live}) b ON b.example_id = p.id_b AND b.source = p.source_b AND b.date = p.date_b
-        WHERE p.kind IN ('exact', 'near')""")
+        WHERE p.kind IN ('exact', 'near', 'semantic')""")
     empty = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "cluster_id": pl.Utf8,
                                  "kept_id": pl.Utf8, "size": pl.Int32, "kind": pl.Utf8, "jaccard": pl.Float64})
     if edges.height == 0:
         return empty, decision_rows(empty, stage="cluster", decision=KEPT)
     ends = pl.concat([
-        edges.select(pl.col("id_a").alias("example_id"), pl.col("source_a").alias("source"), pl.col("date_a").alias("date"), "jaccard"),
-        edges.select(pl.col("id_b").alias("example_id"), pl.col("source_b").alias("source"), pl.col("date_b").alias("date"), "jaccard"),
-    ]).group_by("example_id", "source", "date").agg(pl.col("jaccard").max())
+        edges.select(pl.col("id_a").alias("example_id"), pl.col("source_a").alias("source"), pl.col("date_a").alias("date"), "jaccard", "cosine"),
+        edges.select(pl.col("id_b").alias("example_id"), pl.col("source_b").alias("source"), pl.col("date_b").alias("date"), "jaccard", "cosine"),
+    ]).group_by("example_id", "source", "date").agg(pl.col("jaccard").max(), pl.col("cosine").max())
     con.register("_ends", ends.select("example_id", "source", "date").to_arrow())
     try:
         attrs = query(con, """
@@ -272,15 +300,20 @@ def resolve_clusters(con: duckdb.DuckDBPyConnection, settings: DedupSettings) ->
         (pl.col("_rank") == pl.col("_rank").min().over("_label")).alias("_is_kept"),
     )
     kind = (pl.when(pl.col("_is_kept")).then(pl.lit("kept"))
-            .when(pl.col("content_hash") == pl.col("_kept_hash")).then(pl.lit("exact")).otherwise(pl.lit("near")))
-    clusters = nodes.with_columns(kind.alias("kind"),
-                                  pl.when(pl.col("_is_kept")).then(1.0).otherwise(pl.col("jaccard")).alias("jaccard"))
+            .when(pl.col("content_hash") == pl.col("_kept_hash")).then(pl.lit("exact"))
+            .when(pl.col("jaccard") >= settings.threshold).then(pl.lit("near")).otherwise(pl.lit("semantic")))
+    clusters = nodes.with_columns(kind.alias("kind"))
+    clusters = clusters.with_columns(
+        pl.when(pl.col("kind") == "kept").then(1.0).when(pl.col("kind") == "semantic").then(pl.col("cosine"))
+        .otherwise(pl.col("jaccard")).alias("jaccard"))  # semantic members: their cosine
     clusters = clusters.select(CLUSTER_COLUMNS).sort(key)
     kept, dup = clusters.filter(pl.col("kind") == "kept"), clusters.filter(pl.col("kind") != "kept")
     decisions = pl.concat([
         decision_rows(kept, stage="cluster", decision=KEPT, rule=pl.lit("cluster_keeper"), score=pl.col("size").cast(pl.Float64)),
         decision_rows(dup, stage="cluster", decision=DUPLICATE,
-                      rule=pl.when(pl.col("kind") == "exact").then(pl.lit("exact_sha256")).otherwise(pl.lit("near_dup_jaccard")),
-                      score=pl.col("jaccard"), threshold=settings.threshold, duplicate_of=pl.col("kept_id")),
+                      rule=pl.when(pl.col("kind") == "exact").then(pl.lit("exact_sha256"))
+                      .when(pl.col("kind") == "near").then(pl.lit("near_dup_jaccard")).otherwise(pl.lit("semantic_dup_cosine")),
+                      score=pl.col("jaccard"), duplicate_of=pl.col("kept_id"),
+                      threshold=pl.when(pl.col("kind") == "semantic").then(settings.semantic.threshold).otherwise(settings.threshold)),
     ])
     return clusters, decisions

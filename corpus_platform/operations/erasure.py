@@ -24,7 +24,7 @@ from corpus_platform.warehouse import query
 
 IDENTITY_FIELDS = ("user_id", "author", "prompt_author", "tweet_author", "userName", "screen_name", "username")
 EXAMPLE_TABLES = ("raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits", "decisions",
-                  "minhash_bands", "duplicate_clusters")
+                  "minhash_bands", "duplicate_clusters", "example_embeddings")
 
 
 def subject_hash(subject: str) -> str:

@@ -79,6 +79,7 @@ def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResou
         return result.kept, result.decisions, [
             ("minhash_bands", result.bands, "date = ? AND source = ?", [day, source]),
             ("near_duplicate_pairs", result.pairs, touches, [day, source, day, source]),
+            ("example_embeddings", result.embeddings, "date = ? AND source = ?", [day, source]),
         ]
 
     return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup",

