@@ -1,0 +1,1 @@
+"""Human review: the daily review queue (the page is corpus_platform.review.page)."""
