@@ -66,7 +66,7 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
         decisions.append(decision_rows(capped, stage="cap", decision=REJECTED, rule=pl.lit("author_cap"),
                                        score=(pl.col("_nth") + 1).cast(pl.Float64), threshold=pl.col("_cap").cast(pl.Float64)))
     links = query(con, """
-        SELECT id_a, date_a, id_b, date_b FROM corpus.near_duplicate_pairs WHERE kind = 'related'""")
+        SELECT id_a, date_a, id_b, date_b FROM corpus.near_duplicate_pairs WHERE kind IN ('related', 'near', 'exact', 'semantic')""")  # a reviewer-kept duplicate joins its cluster's side
     split = assign_splits(scored.drop("messages"), rules.splits, links)
     decisions.append(decision_rows(split, stage="split", decision=KEPT, rule=pl.col("split"), score=pl.col("quality_score")))
     replace_rows(con, [

@@ -24,7 +24,8 @@ from corpus_platform.warehouse import query
 
 IDENTITY_FIELDS = ("user_id", "author", "prompt_author", "tweet_author", "userName", "screen_name", "username")
 EXAMPLE_TABLES = ("raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits", "decisions",
-                  "minhash_bands", "duplicate_clusters", "example_embeddings")
+                  "minhash_bands", "duplicate_clusters", "example_embeddings", "review_queue", "review_verdicts",
+                  "reviewed_examples")
 
 
 def subject_hash(subject: str) -> str:
@@ -47,6 +48,12 @@ def erase_rows(con: duckdb.DuckDBPyConnection, subject: str, example_ids: list[s
     needle = json.dumps(subject)
     try:
         con.execute("BEGIN TRANSACTION")
+        # Judge verdicts are keyed by content hash and their rationale may quote the text.
+        n, = con.execute("""SELECT count(*) FROM corpus.judgments WHERE content_hash IN (
+            SELECT content_hash FROM corpus.deduplicated_examples WHERE example_id IN (SELECT example_id FROM _erase))""").fetchone()
+        con.execute("""DELETE FROM corpus.judgments WHERE content_hash IN (
+            SELECT content_hash FROM corpus.deduplicated_examples WHERE example_id IN (SELECT example_id FROM _erase))""")
+        deleted["judgments"] = n
         for table in EXAMPLE_TABLES:
             n, = con.execute(f"SELECT count(*) FROM corpus.{table} WHERE example_id IN (SELECT example_id FROM _erase)").fetchone()
             con.execute(f"DELETE FROM corpus.{table} WHERE example_id IN (SELECT example_id FROM _erase)")

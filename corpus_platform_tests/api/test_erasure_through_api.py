@@ -55,7 +55,7 @@ def test_deletion_through_the_api_leaves_no_trace(tmp_path):
         assert defs.resolve_job_def("curate_partition").execute_in_process(
             partition_key=partition_key(day, "conversations"), instance=instance, run_config=QUIET).success
         assert defs.resolve_job_def("train_and_evaluate").execute_in_process(
-            instance=instance, run_config=QUIET, asset_selection=[dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")]).success
+            instance=instance, run_config=QUIET, asset_selection=[dg.AssetKey("duplicate_clusters"), dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")]).success
         with connect(Layout(home).warehouse) as con:
             assert SUBJECT in all_text(con)
 

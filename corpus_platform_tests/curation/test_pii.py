@@ -120,15 +120,17 @@ def test_mask_pii_masks_every_turn_and_records_counts_in_metadata():
 def test_scan_export_finds_pii_in_planted_files_only(tmp_path):
     def frame(answer):
         df = examples_frame([example(0, ("user", "Who do I write to?"), ("assistant", answer))])
-        return df.with_columns(pl.lit("train").alias("split"), pl.lit("h").alias("content_hash"))
+        return df.with_columns(pl.lit("train").alias("split"), pl.lit("h").alias("content_hash"), pl.lit(5.0).alias("quality_score"))
 
     clean = write_exports(frame("Write to [EMAIL]."), tmp_path / "clean")
     dirty = write_exports(frame("Write to jane@corp.com."), tmp_path / "dirty")
     clean_found = scan_export(tmp_path / "clean" / clean["version"])
     assert clean_found and all(sum(c.values()) == 0 for c in clean_found.values())
     dirty_found = scan_export(tmp_path / "dirty" / dirty["version"])
-    assert {p: c["email"] for p, c in dirty_found.items() if c["email"]} == {
-        "openai_chat/train.jsonl": 1, "alpaca/train.json": 1}
+    train_files = {f["path"] for f in dirty["files"] if f["split"] == "train"}
+    assert len(train_files) >= 6  # every format: JSONL, JSON, CSV and Parquet are all scanned
+    assert {p for p, c in dirty_found.items() if c["email"]} == train_files
+    assert dirty_found["openai_chat/train.jsonl"]["email"] == 1
 
 
 def test_presidio_ner_masks_names_and_locations_when_installed():

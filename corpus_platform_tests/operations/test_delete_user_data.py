@@ -45,7 +45,7 @@ def run_pipeline(defs, instance):
             assert curate.execute_in_process(partition_key=partition_key(day, source), instance=instance, run_config=QUIET).success
     splits = defs.resolve_job_def("train_and_evaluate")
     result = splits.execute_in_process(instance=instance, run_config=QUIET, asset_selection=[
-        dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")])
+        dg.AssetKey("duplicate_clusters"), dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")])
     assert result.success
 
 
