@@ -46,8 +46,9 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
     """Assign every scored example that is not a cluster duplicate to a split, after decontamination and the
     author cap; replace the splits and the decision rows of those stages."""
     rules = rules if isinstance(rules, DatasetRules) else DatasetRules(splits=rules)
-    scored = query(con, """
-        SELECT s.example_id, s.source, s.date, s.messages, s.metadata, s.quality_score, s.content_hash
+    text = ", s.messages" if rules.eval_files else ""  # the text is read only to decontaminate
+    scored = query(con, f"""
+        SELECT s.example_id, s.source, s.date{text}, s.metadata, s.quality_score, s.content_hash
         FROM corpus.scored_examples s
         ANTI JOIN (SELECT * FROM corpus.duplicate_clusters WHERE kind <> 'kept') d USING (example_id, source, date)
         ANTI JOIN (SELECT * FROM corpus.decisions WHERE stage = 'judge' AND decision = 'rejected') j
@@ -67,7 +68,7 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
                                        score=(pl.col("_nth") + 1).cast(pl.Float64), threshold=pl.col("_cap").cast(pl.Float64)))
     links = query(con, """
         SELECT id_a, date_a, id_b, date_b FROM corpus.near_duplicate_pairs WHERE kind IN ('related', 'near', 'exact', 'semantic')""")  # a reviewer-kept duplicate joins its cluster's side
-    split = assign_splits(scored.drop("messages"), rules.splits, links)
+    split = assign_splits(scored.drop("messages", strict=False), rules.splits, links)
     decisions.append(decision_rows(split, stage="split", decision=KEPT, rule=pl.col("split"), score=pl.col("quality_score")))
     replace_rows(con, [
         ("dataset_splits", split.select(SPLIT_COLUMNS), "TRUE", []),
