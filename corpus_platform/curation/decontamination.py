@@ -4,8 +4,9 @@ A benchmark answer that also sits in the training data makes the benchmark measu
 evaluation files are the user's (JSONL, JSON arrays or plain text); every string in a record is
 evaluation text. N-grams are hashed with the same vectorized scheme as the MinHash shingles (Polars
 word hashes combined position-wise into 64 bits), so a corpus of millions of words is checked
-with sorts and binary searches, not Python loops. Texts shorter than n words contribute their whole
-word sequence as one n-gram, so a short evaluation answer copied verbatim is still caught.
+with sorts and binary searches, not Python loops. Evaluation texts shorter than n words cannot be
+matched by an n-gram and are left out of the index (counted in `EvalIndex.too_short`): a one-word
+answer such as "Paris" would otherwise flag every example that says it.
 """
 
 from __future__ import annotations
@@ -92,16 +93,20 @@ class EvalIndex:
     hashes: np.ndarray
     refs: np.ndarray
     n: int
+    too_short: int = 0
 
     @classmethod
     def build(cls, evals: pl.DataFrame, n: int = 13) -> "EvalIndex":
+        long_enough = tokenize(evals["text"]).list.len() >= n
+        too_short = int((~long_enough).sum())
+        evals = evals.filter(long_enough)
         hashes, offsets = ngram_hashes(evals["text"], n)
         owner = np.repeat(np.arange(evals.height), np.diff(offsets))
         order = np.lexsort((owner, hashes))
         hashes, owner = hashes[order], owner[order]
         first = np.concatenate([[True], hashes[1:] != hashes[:-1]]) if hashes.size else np.zeros(0, bool)
         refs = evals["ref"].to_numpy()[owner[first]] if hashes.size else np.zeros(0, object)
-        return cls(hashes[first], refs, n)
+        return cls(hashes[first], refs, n, too_short)
 
 
 def find_contaminated(df: pl.DataFrame, index: EvalIndex) -> pl.DataFrame:
