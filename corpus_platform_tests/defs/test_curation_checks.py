@@ -78,7 +78,8 @@ def test_toxicity_share_warns_and_language_share_blocks(tmp_path):
 def export(home, answer):
     row = make_example(source="conversations", source_id="x", day=DAY,
                        messages=[{"role": "user", "content": "Who can I contact?"}, {"role": "assistant", "content": answer}])
-    df = examples_frame([row]).with_columns(pl.lit("train").alias("split"), pl.lit("h").alias("content_hash"))
+    df = examples_frame([row]).with_columns(pl.lit("train").alias("split"), pl.lit("h").alias("content_hash"),
+                                            pl.lit(5.0).alias("quality_score"))
     write_exports(df, Layout(home).exports)
 
 
@@ -94,8 +95,11 @@ def test_no_pii_in_exports_fails_on_a_planted_export_and_passes_on_a_clean_one(t
     export(tmp_path / "dirty", "Mail jane.doe@corp.com or call 555-123-4567.")
     dirty = run_pii_check(tmp_path / "dirty")
     assert dirty.passed is False and dirty.blocking
-    assert dirty.metadata["email_matches"].value == 2 and dirty.metadata["phone_matches"].value == 2  # chat + alpaca
-    assert set(dirty.metadata["files_with_pii"].value) == {"openai_chat/train.jsonl", "alpaca/train.json"}
+    # once in each train file of the six formats, twice in the CSV (response and messages_json)
+    assert dirty.metadata["email_matches"].value == 7 and dirty.metadata["phone_matches"].value == 7
+    assert set(dirty.metadata["files_with_pii"].value) == {f"{fmt}/train.{ext}" for fmt, ext in [
+        ("openai_chat", "jsonl"), ("alpaca", "json"), ("sharegpt", "json"), ("qwen3_text", "jsonl"), ("csv", "csv"),
+        ("parquet", "parquet")]}
     export(tmp_path / "clean", "Mail [EMAIL] or call [PHONE].")
     clean = no_pii_in_exports(corpus_home=CorpusHome(path=str(tmp_path / "clean")))  # direct: the same function
-    assert clean.passed is True and clean.metadata["files_scanned"].value == 6
+    assert clean.passed is True and clean.metadata["files_scanned"].value == 18  # 6 formats x 3 splits
