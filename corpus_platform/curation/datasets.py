@@ -12,7 +12,7 @@ import polars as pl
 from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows
 from corpus_platform.curation.decontamination import EvalIndex, find_contaminated, load_eval_texts
 from corpus_platform.curation.global_dedup import keep_rule_columns, sort_by_keep_rule
-from corpus_platform.curation.exports import write_exports
+from corpus_platform.curation.exports import ALL_FORMATS, write_exports
 from corpus_platform.curation.splits import SplitSettings, assign_splits
 from corpus_platform.review.verdicts import apply_verdicts
 from corpus_platform.schema import utcnow
@@ -77,13 +77,14 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
     return split
 
 
-def export_splits(con: duckdb.DuckDBPyConnection, exports_root: Path) -> dict:
+def export_splits(con: duckdb.DuckDBPyConnection, exports_root: Path, formats: tuple[str, ...] = ALL_FORMATS,
+                  think_block: bool = False) -> dict:
     """Write the training files of the current splits and record them in corpus.export_files."""
     df = query(con, """
         SELECT s.example_id, s.split, s.content_hash, s.source, s.quality_score, s.messages
         FROM corpus.split_examples s  -- dataset_splits with their messages, as the review left them
     """)
-    manifest = write_exports(df, exports_root)
+    manifest = write_exports(df, exports_root, formats=tuple(formats), think_block=think_block)
     version = manifest["version"]
     files = pl.DataFrame(manifest["files"]).with_columns(
         pl.lit(version).alias("export_version"),

@@ -184,12 +184,14 @@ def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, cu
 
 @dg.asset(
     deps=[dataset_splits], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "json"},
-    description="OpenAI chat JSONL and Alpaca JSON per split under exports/<version>/, with a manifest of counts and hashes.",
+    description="Training files per split under exports/<version>/: OpenAI chat JSONL (validated), Qwen3 chat-template text, "
+                "Alpaca, ShareGPT, CSV and Parquet, with a manifest of counts, hashes and the validation summary.",
 )
-def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome) -> dg.MaterializeResult:
+def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome,
+                     curation: CurationSettings) -> dg.MaterializeResult:
     exports_root = corpus_home.layout.exports
     with warehouse(duckdb) as con:
-        manifest = export_splits(con, exports_root)
+        manifest = export_splits(con, exports_root, tuple(curation.export_formats), curation.export_think_block)
     version = manifest["version"]
     context.log.info(f"export {version}: {manifest['counts']}")
     return dg.MaterializeResult(
@@ -199,6 +201,8 @@ def training_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
             "path": dg.MetadataValue.path(str(exports_root / version)),
             **{f"{s}_rows": n for s, n in manifest["counts"].items()},
             "files": dg.MetadataValue.json(manifest["files"]),
+            "formats": ", ".join(manifest.get("formats", [])),
+            "validation": dg.MetadataValue.json(manifest.get("validation", {})),
         },
         data_version=dg.DataVersion(version),
     )

@@ -8,6 +8,7 @@ import dagster as dg
 
 from corpus_platform.curation.classifiers import ToxicitySettings
 from corpus_platform.curation.datasets import DatasetRules
+from corpus_platform.curation.exports import ALL_FORMATS
 from corpus_platform.curation.filter_stage import FilterStageSettings
 from corpus_platform.curation.filters import DEFAULT_PROFILES, FilterSettings
 from corpus_platform.curation.global_dedup import DedupSettings
@@ -63,6 +64,9 @@ class CurationSettings(dg.ConfigurableResource):
     max_near_dup_residual: int = 0  # near_dup_residual: kept pairs at or above the threshold
     max_duplicate_rate: float = 0.01  # duplicate_rate_below_threshold: share of kept examples sharing a hash
     drift_tolerance: float = 0.15  # rejection rate vs the source's trailing week (absolute share), warns
+    # Exports: any of openai_chat (always needed by lora_adapter), alpaca, sharegpt, qwen3_text, csv, parquet.
+    export_formats: list[str] = list(ALL_FORMATS)
+    export_think_block: bool = False  # qwen3_text: an empty <think></think> block before each assistant turn
     # Checks on filtered_examples.
     max_toxicity_share: float = 0.05  # toxicity_share_below_threshold (warns, does not block)
     min_language_share: float = 0.9  # language_share

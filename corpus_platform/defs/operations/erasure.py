@@ -45,7 +45,7 @@ def erase_user_data(context: dg.OpExecutionContext, config: DeleteUserConfig, du
         clusters, cluster_decisions = resolve_clusters(con, curation.dedup())  # a removed keeper's duplicates get a new one
         replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", cluster_decisions, "stage = ?", ["cluster"])])
         split = rebuild_splits(con, curation.dataset_rules(layout.home))
-        manifest = export_splits(con, layout.exports)
+        manifest = export_splits(con, layout.exports, tuple(curation.export_formats), curation.export_think_block)
         removed = erasure.purge_exports(con, layout.exports, texts, keep=manifest["version"])
         report = {"request_id": request_id, "subject_sha256": erasure.subject_hash(subject), "requested_by": requested_by,
                   "requested_at": requested_at, "examples": found.height, "rows_deleted": deleted,
