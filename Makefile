@@ -13,7 +13,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test ui dagster-home check-defs clean api bench
+.PHONY: install demo test ui dagster-home check-defs clean api bench browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ dagster-home:
 demo: install dagster-home
 	$(BIN)/python -m corpus_platform.demo
 
-test: install
+# The browser tests (Dagster UI, review page) drive Debian's chromium through Playwright. Where it is missing
+# and apt-get can install it (root), try; otherwise those tests skip and say why.
+export CORPUS_CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CORPUS_CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium is not installed at $(CORPUS_CHROMIUM): the browser tests will skip"; }
+
+test: install browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ui: install dagster-home

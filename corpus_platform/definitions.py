@@ -14,6 +14,7 @@ from corpus_platform.defs.evaluation import assets as evaluation_assets, checks 
 from corpus_platform.defs.ingest import assets as ingest_assets, sensors as ingest_sensors
 from corpus_platform.defs.ingest.resources import live_source_resources
 from corpus_platform.defs.operations import erasure as erasure_defs, jobs, schedules, sensors as operations_sensors
+from corpus_platform.defs.operations import assets as operations_assets
 from corpus_platform.defs.resources import CorpusHome
 from corpus_platform.defs.training import assets as training_assets, checks as training_checks, sensors as training_sensors
 from corpus_platform.defs.training.resources import EMBEDDED_BASE_MODEL, TrainingSettings
@@ -25,7 +26,8 @@ def make_definitions(home: Path | None = None, *, curation: CurationSettings | N
                      sources: dict[str, dg.ConfigurableResource] | None = None) -> dg.Definitions:
     layout = Layout(Path(home)) if home else Layout.from_env()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest_assets, curation_assets, training_assets, evaluation_assets]),
+        assets=dg.load_assets_from_modules([ingest_assets, curation_assets, training_assets, evaluation_assets,
+                                            operations_assets]),
         asset_checks=dg.load_asset_checks_from_modules([curation_checks, training_checks, evaluation_checks]),
         jobs=[jobs.curate_partition_job, jobs.train_and_evaluate_job, erasure_defs.delete_user_data],
         sensors=[ingest_sensors.landing_files_sensor, training_sensors.retrain_on_new_examples,
@@ -36,6 +38,7 @@ def make_definitions(home: Path | None = None, *, curation: CurationSettings | N
             "corpus_home": CorpusHome(path=str(layout.home)),
             "curation": curation or CurationSettings(),
             "training": training or TrainingSettings(base_model=os.environ.get("CORPUS_BASE_MODEL", EMBEDDED_BASE_MODEL)),
+            "archive": operations_assets.archive_resource_from_env(),
             **live_source_resources(),
             **(sources or {}),
         },
