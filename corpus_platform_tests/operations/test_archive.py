@@ -67,7 +67,7 @@ def curated(tmp_path_factory):
             assert job.execute_in_process(partition_key=partition_key(day, source), instance=instance,
                                           run_config=QUIET).success
         defs.resolve_job_def("train_and_evaluate").execute_in_process(
-            instance=instance, run_config=QUIET, asset_selection=[dg.AssetKey("dataset_splits")], raise_on_error=False)
+            instance=instance, run_config=QUIET, asset_selection=[dg.AssetKey("duplicate_clusters"), dg.AssetKey("dataset_splits")], raise_on_error=False)
     with connect(Layout(home).warehouse) as con:
         for table in ARCHIVE_TABLES:  # every archived table has rows in every partition, splits included
             n, = con.execute(f"SELECT count(DISTINCT (source, date)) FROM corpus.{table}").fetchone()

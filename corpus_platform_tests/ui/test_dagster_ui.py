@@ -106,7 +106,7 @@ def ui(tmp_path_factory):
                                                  run_config=QUIET).success
             defs.resolve_job_def("train_and_evaluate").execute_in_process(
                 instance=instance, run_config=QUIET, raise_on_error=False,
-                asset_selection=[dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")])
+                asset_selection=[dg.AssetKey("duplicate_clusters"), dg.AssetKey("dataset_splits"), dg.AssetKey("training_exports")])
         with connect(layout.warehouse) as con:
             rows = {(d, s): n for d, s, n in con.execute(
                 "SELECT date, source, count(*) FROM corpus.raw_examples GROUP BY ALL").fetchall()}

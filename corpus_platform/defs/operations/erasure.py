@@ -11,7 +11,9 @@ from corpus_platform.curation.global_dedup import resolve_clusters
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.partitions import WAREHOUSE_POOL
 from corpus_platform.defs.resources import CorpusHome, warehouse
+from corpus_platform.defs.operations.assets import ArchiveStorage
 from corpus_platform.operations import erasure
+from corpus_platform.operations.archive import erase_subject
 from corpus_platform.warehouse import replace_rows
 
 
@@ -25,7 +27,7 @@ class DeleteUserConfig(dg.Config):
 
 @dg.op(pool=WAREHOUSE_POOL, tags={"kind": "gdpr"})
 def erase_user_data(context: dg.OpExecutionContext, config: DeleteUserConfig, duckdb: DuckDBResource,
-                    corpus_home: CorpusHome, curation: CurationSettings) -> dict:
+                    corpus_home: CorpusHome, curation: CurationSettings, archive: ArchiveStorage) -> dict:
     layout = corpus_home.layout
     queue = layout.home / "requests" / "deletions.jsonl"
     if config.request_id:
@@ -42,6 +44,10 @@ def erase_user_data(context: dg.OpExecutionContext, config: DeleteUserConfig, du
         deleted = erasure.erase_rows(con, subject, found["example_id"].to_list())
         files = erasure.scrub_files([layout.landing, layout.state], subject, set(found["source_id"].to_list()))
         deleted["api_index_interactions"] = erasure.scrub_api_index(layout.home / "api" / "state.sqlite3", subject)
+        archived, = con.execute("SELECT count(*) FROM corpus.archived_partitions").fetchone()
+        if archived:  # archived days hold the person too: an unconfigured archive fails the job rather than skip them
+            removed_archived = erase_subject(con, archive.store(), subject, erasure.IDENTITY_FIELDS)
+            deleted.update({f"archive_{t}": n for t, n in removed_archived.items()})
         clusters, cluster_decisions = resolve_clusters(con, curation.dedup())  # a removed keeper's duplicates get a new one
         replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", cluster_decisions, "stage = ?", ["cluster"])])
         split = rebuild_splits(con, curation.dataset_rules(layout.home))
