@@ -17,7 +17,8 @@ from corpus_platform.schema import examples_frame, make_example
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 AT = datetime(2026, 1, 1, 6, 0)
 TABLES = {"raw_examples", "quarantine", "filtered_examples", "deduplicated_examples", "scored_examples",
-          "dataset_splits", "decisions", "export_files", "schema_migrations", "deletion_audit"}
+          "dataset_splits", "decisions", "export_files", "schema_migrations", "deletion_audit",
+          "minhash_bands", "near_duplicate_pairs", "duplicate_clusters", "example_embeddings", "judgments"}
 SHIPPED = [(v, p.name) for v, p in warehouse.migrations()]  # what sql/ ships today
 VERSIONS = [v for v, _ in SHIPPED]
 NEXT = VERSIONS[-1] + 1  # the number a new migration would take
@@ -66,7 +67,7 @@ def test_migrate_applies_init_once(tmp_path):
         assert warehouse.migrate(c) == []
         rows = c.execute("SELECT version, name FROM corpus.schema_migrations ORDER BY version").fetchall()
         assert rows == SHIPPED
-        assert objects(c, "BASE TABLE") == TABLES
+        assert TABLES <= objects(c, "BASE TABLE")  # the domains' migrations (review, distillation, archive) add theirs
         assert VIEWS <= objects(c, "VIEW")  # views.sql may add more
     finally:
         c.close()

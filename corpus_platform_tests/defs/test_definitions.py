@@ -10,8 +10,9 @@ import dagster as dg
 from corpus_platform.definitions import make_definitions
 from corpus_platform.settings import REPO_ROOT, SOURCES
 
-ASSETS = ["raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits",
-          "training_exports", "lora_adapter", "adapter_evaluation"]
+ASSETS = ["raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "duplicate_clusters",
+          "judged_examples", "dataset_splits", "training_exports", "dataset_report", "lora_adapter", "adapter_evaluation",
+          "distilled_examples", "review_queue", "archived_partitions"]
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule(tmp_path):
@@ -39,15 +40,17 @@ def test_partitions_are_source_by_day(tmp_path):
 def test_every_warehouse_asset_and_check_shares_the_single_writer_pool(tmp_path):
     defs = make_definitions(tmp_path)
     graph = defs.resolve_asset_graph()
-    for key in ["raw_examples", "filtered_examples", "deduplicated_examples", "scored_examples", "dataset_splits", "training_exports"]:
-        node = graph.get(dg.AssetKey(key)).assets_def.node_def
-        assert node.pool == "warehouse", key
+    opens_duckdb = [k for k in graph.get_all_asset_keys() if "duckdb" in graph.get(k).assets_def.required_resource_keys]
+    assert len(opens_duckdb) >= 11
+    for key in opens_duckdb:
+        assert graph.get(key).assets_def.node_def.pool == "warehouse", key
     for checks_def in defs.asset_checks:  # checks that open the warehouse; the adapter checks read files
         if "duckdb" in checks_def.required_resource_keys:
             assert checks_def.node_def.pool == "warehouse", checks_def.node_def.name
         else:
             assert checks_def.node_def.pool is None, checks_def.node_def.name
-    assert sum("duckdb" in c.required_resource_keys for c in defs.asset_checks) == 8  # + toxicity and language shares
+    names = {c.node_def.name for c in defs.asset_checks if "duckdb" in c.required_resource_keys}
+    assert len(names) == 12, sorted(names)  # every check of the curation stages and of the judge
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):
