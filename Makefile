@@ -54,9 +54,12 @@ api: install
 	$(BIN)/python -m corpus_platform.api
 
 # Near-duplicate detection against datatrove and datasketch on a corpus built from ../shared/data
-# (benchmarks/README.md; the 1M run: make -C benchmarks bench-1m).
+# (benchmarks/README.md; the 1M run: make -C benchmarks bench-1m), then the curation pipeline at
+# BENCH_N documents: per-stage throughput, Dagster's overhead, a new day vs a full rebuild.
+BENCH_N ?= 100000
 bench: install
 	$(BIN)/python benchmarks/run_dedup.py --n 100000
+	$(BIN)/python benchmarks/run_pipeline.py --n $(BENCH_N)
 
 check-defs: install dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml

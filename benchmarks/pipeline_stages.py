@@ -20,6 +20,7 @@ masking on, no NER, no LLM judge, the default toxicity backend. Writes DIR/<mode
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -30,7 +31,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+# run_pipeline.py points PIPELINE_SRC at a snapshot of corpus_platform/ and sql/ taken when it started, so
+# the runs it compares run the same code while the working tree changes under them.
+sys.path.insert(0, os.environ.get("PIPELINE_SRC") or str(HERE.parent))
 
 import polars as pl  # noqa: E402
 
@@ -54,7 +57,23 @@ OUTPUT_TABLES = {  # what must be identical between an incremental run and a ful
 
 
 def peak_rss_mb() -> float:
+    """The process's peak RSS since start, or since the last reset_peak() (Linux VmHWM)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Forget the peak of reading the benchmark corpus (not the pipeline's): Linux resets VmHWM on '5'."""
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 class Clock:
@@ -64,6 +83,7 @@ class Clock:
         self.seconds: dict[str, float] = defaultdict(float)
         self.cpu: dict[str, float] = defaultdict(float)
         self.rows: dict[str, int] = defaultdict(int)
+        self.parts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._cpu0 = time.process_time()
 
     def start(self) -> float:
@@ -77,7 +97,8 @@ class Clock:
 
     def report(self) -> dict:
         stages = {s: {"seconds": round(self.seconds[s], 3), "cpu_s": round(self.cpu[s], 3), "rows_in": self.rows[s],
-                      "rows_per_s": round(self.rows[s] / self.seconds[s]) if self.seconds[s] else None}
+                      "rows_per_s": round(self.rows[s] / self.seconds[s]) if self.seconds[s] else None,
+                      **{k: round(v, 3) for k, v in self.parts[s].items()}}
                   for s in STAGES if s in self.seconds}
         return {"stages": stages, "total_s": round(sum(self.seconds[s] for s in STAGES), 3),
                 "total_cpu_s": round(sum(self.cpu[s] for s in STAGES), 3)}
@@ -94,10 +115,15 @@ def load_raw(con, examples: pl.DataFrame) -> float:
 def _stage(con, clock: Clock, stage: str, upstream: str, table: str, day, source, compute) -> None:
     start = clock.start()
     incoming = read_partition(con, upstream, day, source)
+    read = time.perf_counter()
     kept, decisions, *extra = compute(incoming)
+    computed = time.perf_counter()
     replace_rows(con, [(table, kept, "date = ? AND source = ?", [day, source]),
                        ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
                        *(extra[0] if extra else [])])
+    clock.parts[stage]["read_s"] += read - start  # where a stage's wall goes: warehouse read, compute, write
+    clock.parts[stage]["compute_s"] += computed - read
+    clock.parts[stage]["write_s"] += time.perf_counter() - computed
     clock.add(stage, start, incoming.height)
 
 
@@ -129,9 +155,9 @@ def run_global(con, clock: Clock, curation: CurationSettings, home: Path) -> Non
     clock.add("splits", start, split.height)
 
 
-def run_library(con, examples: pl.DataFrame, curation: CurationSettings, home: Path) -> dict:
+def run_library(con, keys: list, curation: CurationSettings, home: Path) -> dict:
     clock = Clock()
-    for day, source in partitions(examples):
+    for day, source in keys:
         run_partition(con, clock, curation, day, source)
     run_global(con, clock, curation, home)
     return clock.report()
@@ -159,14 +185,17 @@ def corpus(n: int, days: int) -> tuple[pl.DataFrame, pl.DataFrame, str]:
 def mode_incremental(args, home: Path) -> dict:
     base, new, path = corpus(args.n, args.days)
     curation = CurationSettings()
+    n_base, base_keys, new_keys = base.height, partitions(base), partitions(new)
     with connect(home / "warehouse.duckdb") as con:
         load_s = load_raw(con, base)
-        base_report = run_library(con, base, curation, home)
+        del base  # the stages read the warehouse, as the assets do: the input frame is not held
+        reset_peak()
+        base_report = run_library(con, base_keys, curation, home)
         base_peak = peak_rss_mb()
         load_new_s = load_raw(con, new)
-        new_report = run_library(con, new, curation, home)
+        new_report = run_library(con, new_keys, curation, home)
         counts = dump_outputs(con, Path(args.out) / "incremental")
-    return {"corpus": path, "base_docs": base.height, "new_docs": new.height, "partitions": len(partitions(base)),
+    return {"corpus": path, "base_docs": n_base, "new_docs": new.height, "partitions": len(base_keys),
             "load_s": round(load_s, 2), "library": base_report, "library_peak_rss_mb": round(base_peak, 1),
             "new_day_load_s": round(load_new_s, 2), "new_day": new_report, "outputs": counts}
 
@@ -175,11 +204,14 @@ def mode_full(args, home: Path) -> dict:
     base, new, path = corpus(args.n, args.days)
     both = pl.concat([base, new])
     del base, new
+    docs, keys = both.height, partitions(both)
     with connect(home / "warehouse.duckdb") as con:
         load_s = load_raw(con, both)
-        report = run_library(con, both, CurationSettings(), home)
+        del both
+        reset_peak()
+        report = run_library(con, keys, CurationSettings(), home)
         counts = dump_outputs(con, Path(args.out) / "full")
-    return {"corpus": path, "docs": both.height, "partitions": len(partitions(both)), "load_s": round(load_s, 2),
+    return {"corpus": path, "docs": docs, "partitions": len(keys), "load_s": round(load_s, 2),
             "full": report, "peak_rss_mb": round(peak_rss_mb(), 1), "outputs": counts}
 
 
@@ -230,6 +262,9 @@ def main() -> None:
         raise SystemExit(f"{home} exists: run_pipeline.py gives each run a fresh folder")
     home.mkdir(parents=True)
     result = {"incremental": mode_incremental, "full": mode_full, "dagster": mode_dagster}[args.mode](args, home)
+    import corpus_platform
+
+    result["code"] = str(Path(corpus_platform.__file__).parent)
     (Path(args.out) / f"{args.mode}.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, default=str))
 

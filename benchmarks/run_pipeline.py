@@ -20,10 +20,12 @@ benchmarks/results/pipeline.md. Loading raw_examples (ingest) is timed apart and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -32,6 +34,7 @@ from pathlib import Path
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from pipeline_report import targets, write_table  # noqa: E402
 from run_dedup import measure  # noqa: E402
@@ -45,11 +48,28 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run_mode(mode: str, n: int, days: int, out: Path) -> dict:
+def snapshot(out: Path) -> dict:
+    """Copy corpus_platform/ and sql/ to out/src: every run of this benchmark imports that copy, so the
+    runs compared (incremental vs full, library vs Dagster) run one version of the code even while the
+    working tree changes. Returns the commit, whether those folders differed from it, and a digest."""
+    src = out / "src"
+    for name in ("corpus_platform", "sql"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes())
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_changes": bool(git("status", "--porcelain", "--", "corpus_platform", "sql")),
+            "snapshot_sha256": digest.hexdigest()[:16], "snapshot": str(src.relative_to(ROOT))}
+
+
+def run_mode(mode: str, n: int, days: int, out: Path, src: Path) -> dict:
     cmd = [sys.executable, str(HERE / "pipeline_stages.py"), mode, "--n", str(n), "--days", str(days), "--out", str(out)]
     print(f"[{n}] {mode}: {' '.join(cmd)}", flush=True)
     before = load()
-    tree = measure(cmd, out / f"{mode}.log", env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PIPELINE_SRC": str(src)}
+    tree = measure(cmd, out / f"{mode}.log", env=env)
     result = json.loads((out / f"{mode}.json").read_text())
     result.update(process_wall_s=tree["wall_s"], process_peak_mb=tree["peak_mb"], load_before=before, load_after=load())
     print(f"[{n}] {mode}: {tree['wall_s']} s process wall, {tree['peak_mb']} MB peak, load {before} -> {load()}", flush=True)
@@ -76,15 +96,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--dagster-n", type=int, default=None, help="N for the Dagster run (default: --n, at most 100,000)")
+    ap.add_argument("--table-only", action="store_true", help="rewrite pipeline.md from pipeline.json and exit")
     args = ap.parse_args(argv)
+    if args.table_only:
+        data = json.loads((RESULTS / "pipeline.json").read_text())
+        for e in data["runs"].values():
+            e["targets"] = targets(e)
+        (RESULTS / "pipeline.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(write_table(data, RESULTS / "pipeline.md"))
+        return 0
     modes = [m for m in args.modes.split(",") if m]
-    out = WORK / f"pipeline-{args.n}"
+    key = str(args.n) if args.days == 10 else f"{args.n}-{args.days}d"  # results keep one entry per (N, days)
+    out = WORK / f"pipeline-{key}"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     entry: dict = {"n": args.n, "days": args.days, "sources": 6, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-                   "settings": "CurationSettings() defaults: PII masking, no NER, no LLM judge, default toxicity backend"}
+                   "settings": "CurationSettings() defaults: PII masking, no NER, no LLM judge, default toxicity backend",
+                   "code": snapshot(out)}
+    src = out / "src"
     for mode in modes:
         if mode == "dagster":
             dn = args.dagster_n or min(args.n, 100_000)
@@ -92,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             if dout != out:
                 shutil.rmtree(dout, ignore_errors=True)
                 dout.mkdir(parents=True)
-            entry["dagster"] = run_mode("dagster", dn, args.days, dout)
+            entry["dagster"] = run_mode("dagster", dn, args.days, dout, src)
             if dn != args.n:
-                entry["dagster_library"] = run_mode("incremental", dn, args.days, dout)  # its library figures
+                entry["dagster_library"] = run_mode("incremental", dn, args.days, dout, src)  # its library figures
         else:
-            entry[mode] = run_mode(mode, args.n, args.days, out)
+            entry[mode] = run_mode(mode, args.n, args.days, out, src)
     if "incremental" in entry and "full" in entry:
         entry["identical"] = compare(out)
     entry["targets"] = targets(entry)
@@ -104,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "pipeline.json"
     data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    data["runs"][str(args.n)] = entry
+    data["runs"][key] = entry
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     table = write_table(data, RESULTS / "pipeline.md")
     print(table)
