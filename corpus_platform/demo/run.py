@@ -19,6 +19,7 @@ from corpus_platform.defs.partitions import partition_key
 from corpus_platform.defs.training.assets import latest_adapter
 from corpus_platform.defs.training.resources import TrainingSettings
 from corpus_platform.demo.corpus import write_demo_corpus
+from corpus_platform.distillation.demo import DEMO_INSTRUCTIONS, DEMO_SOURCE, run_demo_distillation
 from corpus_platform.settings import FILE_SOURCES, REPO_ROOT, Layout
 from corpus_platform.warehouse import connect
 
@@ -66,7 +67,7 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[
     return result
 
 
-def summarize(home: Path, result: DemoResult) -> str:
+def summarize(home: Path, result: DemoResult, extra: list[str] | None = None) -> str:
     layout = Layout(home)
     out = []
     with connect(layout.warehouse) as con:
@@ -115,6 +116,7 @@ def summarize(home: Path, result: DemoResult) -> str:
             out.append("  promotion gate: not evaluated")
     except (FileNotFoundError, KeyError, TypeError) as e:
         out.append(f"\nNo adapter/evaluation: {e}")
+    out += extra or []
     out.append("\nOpen the UI:  make ui   (http://127.0.0.1:3000)")
     return "\n".join(out)
 
@@ -142,8 +144,10 @@ def main() -> int:
     with _instance(layout) as instance:
         result = run_pipeline(defs, instance, DEMO_DAYS)
     result.planted = planted
-    print(summarize(layout.home, result))
-    return 0 if result.success else 1
+    print(f"Distilling {DEMO_INSTRUCTIONS} instructions of {DEMO_DAYS[0]}|{DEMO_SOURCE} with two teachers and a judge...", flush=True)
+    distillation = run_demo_distillation(layout, defs.resources, DEMO_DAYS[0])
+    print(summarize(layout.home, result, extra=distillation.summary_lines()))
+    return 0 if result.success and distillation.success else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Distillation: the distilled_examples asset and its settings resource."""

@@ -1,0 +1,5 @@
+import sys
+
+from corpus_platform.serving.openai_server import main
+
+sys.exit(main())
