@@ -50,4 +50,7 @@ JOIN (
     UNION ALL
     SELECT e.example_id, e.source, e.date, e.messages FROM corpus.scored_examples e
     ANTI JOIN corpus.reviewed_examples r USING (example_id, source, date)
+    UNION ALL
+    SELECT d.example_id, d.source, d.date, d.messages FROM corpus.distilled_examples d
+    ANTI JOIN corpus.reviewed_examples r USING (example_id, source, date)
 ) m USING (example_id, source, date);

@@ -27,6 +27,7 @@ class DatasetRules:
     author_caps: dict[str, int] = field(default_factory=dict)  # {source or "*": max examples per author}; 0 = none
     eval_files: tuple[Path, ...] = ()
     ngram: int = 13
+    include_distilled: bool = True  # the best teacher answers (corpus.distilled_examples) join the candidates
 
 
 def _author_cap(df: pl.DataFrame, caps: dict[str, int]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -47,12 +48,15 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
     author cap; replace the splits and the decision rows of those stages."""
     rules = rules if isinstance(rules, DatasetRules) else DatasetRules(splits=rules)
     text = ", s.messages" if rules.eval_files else ""  # the text is read only to decontaminate
+    distilled = f"""UNION ALL SELECT s.example_id, s.source, s.date{text}, s.metadata, s.quality_score, s.content_hash
+        FROM corpus.distilled_examples s""" if rules.include_distilled else ""
     scored = query(con, f"""
         SELECT s.example_id, s.source, s.date{text}, s.metadata, s.quality_score, s.content_hash
         FROM corpus.scored_examples s
         ANTI JOIN (SELECT * FROM corpus.duplicate_clusters WHERE kind <> 'kept') d USING (example_id, source, date)
         ANTI JOIN (SELECT * FROM corpus.decisions WHERE stage = 'judge' AND decision = 'rejected') j
-             USING (example_id, source, date)""")
+             USING (example_id, source, date)
+        {distilled}""")
     scored, review_decisions = apply_verdicts(con, scored)  # reviewers' verdicts: reject, bring back, edit
     decisions = [review_decisions]
     if rules.eval_files:
@@ -66,8 +70,11 @@ def rebuild_splits(con: duckdb.DuckDBPyConnection, rules: DatasetRules | SplitSe
     if capped.height:
         decisions.append(decision_rows(capped, stage="cap", decision=REJECTED, rule=pl.lit("author_cap"),
                                        score=(pl.col("_nth") + 1).cast(pl.Float64), threshold=pl.col("_cap").cast(pl.Float64)))
+    # A reviewer-kept duplicate joins its cluster's side; a distilled answer its original instruction's side.
     links = query(con, """
-        SELECT id_a, date_a, id_b, date_b FROM corpus.near_duplicate_pairs WHERE kind IN ('related', 'near', 'exact', 'semantic')""")  # a reviewer-kept duplicate joins its cluster's side
+        SELECT id_a, date_a, id_b, date_b FROM corpus.near_duplicate_pairs WHERE kind IN ('related', 'near', 'exact', 'semantic')
+        UNION ALL
+        SELECT example_id, date, json_extract_string(metadata, '$.original_example_id'), date FROM corpus.distilled_examples""")
     split = assign_splits(scored.drop("messages", strict=False), rules.splits, links)
     decisions.append(decision_rows(split, stage="split", decision=KEPT, rule=pl.col("split"), score=pl.col("quality_score")))
     replace_rows(con, [

@@ -41,13 +41,19 @@ def subject_examples(con: duckdb.DuckDBPyConnection, subject: str) -> pl.DataFra
     ).pl()
 
 
-def erase_rows(con: duckdb.DuckDBPyConnection, subject: str, example_ids: list[str]) -> dict[str, int]:
+def erase_rows(con: duckdb.DuckDBPyConnection, subject: str, example_ids: list[str],
+               distillation_batches: Path | None = None) -> dict[str, int]:
     """Delete the subject's rows from every table in one transaction; returns rows deleted per table."""
     deleted: dict[str, int] = {}
     con.register("_erase", pl.DataFrame({"example_id": example_ids}, schema={"example_id": pl.Utf8}).to_arrow())
     needle = json.dumps(subject)
     try:
         con.execute("BEGIN TRANSACTION")
+        # Teacher answers and distilled examples derive from the person's instructions (before scored rows go).
+        from corpus_platform.distillation.erasure import erase_distillation
+
+        deleted.update({f"distillation_{k}": n for k, n in
+                        erase_distillation(con, example_ids, distillation_batches).items()})
         # Judge verdicts are keyed by content hash and their rationale may quote the text.
         n, = con.execute("""SELECT count(*) FROM corpus.judgments WHERE content_hash IN (
             SELECT content_hash FROM corpus.deduplicated_examples WHERE example_id IN (SELECT example_id FROM _erase))""").fetchone()

@@ -119,3 +119,19 @@ def test_a_demo_partition_curated_by_the_real_job_then_distilled(tmp_path, serve
                            "corpus.scored_examples s ON s.example_id = json_extract_string(d.metadata, '$.original_example_id')"
                            ).fetchall()
     assert len(rows) == 5 and all(found for _, _, found in rows)
+    # The kept teacher answers join the next splits and exports, on the same side as their original instruction.
+    from corpus_platform.curation.datasets import DatasetRules, export_splits, rebuild_splits
+    from corpus_platform.curation.export_formats import read_records
+    from corpus_platform.curation.splits import SplitSettings
+
+    with connect(home.warehouse) as con:
+        rebuild_splits(con, DatasetRules(SplitSettings(train=0.5, val=0.25, test=0.25)))
+        sides = con.execute("""SELECT d.split = o.split FROM corpus.distilled_examples x
+            JOIN corpus.dataset_splits d ON d.example_id = x.example_id
+            JOIN corpus.dataset_splits o ON o.example_id = json_extract_string(x.metadata, '$.original_example_id')""").fetchall()
+        answers = [r[0] for r in con.execute("SELECT messages[-1].content FROM corpus.distilled_examples").fetchall()]
+        manifest = export_splits(con, home.exports)
+    assert len(sides) == 5 and all(same for same, in sides)
+    exported = [m["messages"][-1]["content"] for f in manifest["files"] if f["format"] == "openai_chat"
+                for m in read_records(home.exports / manifest["version"] / f["path"])]
+    assert all(a in exported for a in answers)

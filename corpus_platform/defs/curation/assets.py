@@ -158,7 +158,7 @@ def judged_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, j
 
 
 @dg.asset(
-    deps=[duplicate_clusters, judged_examples], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
+    deps=[duplicate_clusters, judged_examples, dg.AssetKey("distilled_examples")], group_name="datasets", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"},
     description="Every scored example that is not a cluster duplicate, decontaminated against the evaluation files and capped per author, assigned to train/val/test by a hash of its group (thread, session and related near-duplicates together).",
 )
 def dataset_splits(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings,

@@ -61,6 +61,7 @@ class CurationSettings(dg.ConfigurableResource):
     author_caps_json: str = '{"*": 200}'
     decontamination_files: list[str] = []  # evaluation sets (JSONL/JSON/TXT); also every file in <home>/eval_sets/
     decontamination_ngram: int = 13
+    include_distilled: bool = True  # distilled_examples' kept teacher answers join the splits
     max_near_dup_residual: int = 0  # near_dup_residual: kept pairs at or above the threshold
     max_duplicate_rate: float = 0.01  # duplicate_rate_below_threshold: share of kept examples sharing a hash
     drift_tolerance: float = 0.15  # rejection rate vs the source's trailing week (absolute share), warns
@@ -112,7 +113,7 @@ class CurationSettings(dg.ConfigurableResource):
         folder = Path(home) / "eval_sets"
         found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
         files = tuple(dict.fromkeys([*(Path(f) for f in self.decontamination_files), *found]))
-        return DatasetRules(self.splits(), self.author_caps(), files, self.decontamination_ngram)
+        return DatasetRules(self.splits(), self.author_caps(), files, self.decontamination_ngram, self.include_distilled)
 
     def splits(self) -> SplitSettings:
         return SplitSettings(train=self.train_ratio, val=self.val_ratio, test=self.test_ratio)

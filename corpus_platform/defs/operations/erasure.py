@@ -41,7 +41,7 @@ def erase_user_data(context: dg.OpExecutionContext, config: DeleteUserConfig, du
     with warehouse(duckdb) as con:
         found = erasure.subject_examples(con, subject)
         texts = [t for ts in found["texts"].to_list() for t in ts]
-        deleted = erasure.erase_rows(con, subject, found["example_id"].to_list())
+        deleted = erasure.erase_rows(con, subject, found["example_id"].to_list(), layout.home / "distillation" / "batches")
         files = erasure.scrub_files([layout.landing, layout.state], subject, set(found["source_id"].to_list()))
         deleted["api_index_interactions"] = erasure.scrub_api_index(layout.home / "api" / "state.sqlite3", subject)
         archived, = con.execute("SELECT count(*) FROM corpus.archived_partitions").fetchone()
