@@ -64,5 +64,5 @@ def test_too_small_splits_block_training(tmp_path, tiny_model_dir):
         assert not result.success
         assert check_results(result)["minimum_rows_per_split"].passed is False
         materialized = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
-        assert materialized == {"dataset_splits"}
+        assert materialized == {"duplicate_clusters", "judged_examples", "dataset_splits"}  # nothing after the failed check
         assert not Layout(tmp_path).adapters.exists() and not Layout(tmp_path).exports.exists()
