@@ -37,6 +37,9 @@ def _author_cap(df: pl.DataFrame, caps: dict[str, int]) -> tuple[pl.DataFrame, p
     default = caps.get("*", 0)
     author = pl.coalesce([pl.col("metadata").str.json_path_match(f"$.{k}") for k in ("author", "user_id")])
     cap = pl.col("source").replace_strict({k: v for k, v in caps.items() if k != "*"}, default=default, return_dtype=pl.Int64)
+    counted = df.select(author.alias("_author"), cap.alias("_cap"), pl.len().over("source", author).alias("_n"))
+    if not counted.filter(pl.col("_author").is_not_null() & (pl.col("_cap") > 0) & (pl.col("_n") > pl.col("_cap"))).height:
+        return df, df.clear()  # nobody over the cap: skip ranking (the common case, and a new day's hot path)
     ranked = sort_by_keep_rule(keep_rule_columns(df)).with_columns(author.alias("_author"), cap.alias("_cap"))
     ranked = ranked.with_columns(pl.int_range(pl.len()).over("source", "_author").alias("_nth"))
     over = pl.col("_author").is_not_null() & (pl.col("_cap") > 0) & (pl.col("_nth") >= pl.col("_cap"))
