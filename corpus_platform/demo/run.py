@@ -73,12 +73,13 @@ def summarize(home: Path, result: DemoResult, extra: list[str] | None = None) ->
     with connect(layout.warehouse) as con:
         out.append("Rows per stage")
         for _, stage, n in con.execute("""SELECT array_position(['raw_examples','filtered_examples','deduplicated_examples',
-            'scored_examples','dataset_splits'], stage) AS o, stage, sum(examples) FROM corpus.stage_counts GROUP BY 1, 2 ORDER BY 1""").fetchall():
-            out.append(f"  {stage:<24}{n:>7}")
+            'scored_examples','duplicate_clusters (removed)','dataset_splits'], stage) AS o, stage, sum(examples)
+            FROM corpus.stage_counts GROUP BY 1, 2 ORDER BY 1""").fetchall():
+            out.append(f"  {stage:<30}{n:>7}")
         q, = con.execute("SELECT count(*) FROM corpus.quarantine").fetchone()
-        out.append(f"  {'quarantined records':<24}{q:>7}")
+        out.append(f"  {'quarantined records':<30}{q:>7}")
         out.append("\nDecisions by stage and rule")
-        for _, stage, decision, rule, n in con.execute("""SELECT array_position(['filter','dedup','score','split'], stage) AS o,
+        for _, stage, decision, rule, n in con.execute("""SELECT array_position(['filter','dedup','score','cluster','judge','review','decontaminate','cap','split'], stage) AS o,
             stage, decision, coalesce(rule, '-') AS r, count(*) FROM corpus.decisions GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4""").fetchall():
             out.append(f"  {stage:<8}{decision:<11}{rule:<22}{n:>6}")
         missing, = con.execute("SELECT count(*) FROM corpus.example_outcomes WHERE final_stage IS NULL").fetchone()
