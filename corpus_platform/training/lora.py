@@ -3,13 +3,16 @@
 Built on transformers `Trainer` + peft: early stopping on eval loss with the best checkpoint loaded at
 the end, checkpoints in a stable work dir so an interrupted run resumes where it stopped, QLoRA (4-bit
 NF4) when CUDA is present, and W&B tracking through a callback. The finished adapter is written into
-`<output_dir>.tmp-<pid>` and renamed into place only on success, so a half-written one is never visible.
+a hidden `.<name>.tmp-<pid>` beside `output_dir` and renamed into place only on success, so a listing of
+the adapters folder never shows a half-written one: every visible adapter directory is complete, and
+what a killed run leaves behind is hidden and removed by the next run in that folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -162,10 +165,24 @@ def default_work_dir(output_dir: Path) -> Path:
     return output_dir.parent / ".work" / output_dir.name
 
 
+def _finished(checkpoint: Path) -> bool:
+    """Whether training had ended when this checkpoint was saved (max_steps reached or early stopping):
+    the Trainer records its stop flag in the checkpoint's trainer_state.json."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
+    max_steps = state.get("max_steps") or 0
+    return bool(control.get("should_training_stop")) or (max_steps > 0 and state.get("global_step", 0) >= max_steps)
+
+
 def prepare_work_dir(work_dir: Path, spec: dict) -> Path | None:
     """Reuse `work_dir` only for the same run spec (config, base model, data hashes); returns the last
     complete checkpoint to resume from. A checkpoint is complete once its trainer_state.json exists
-    (Trainer writes it last), so one cut short by a kill is deleted instead of crashing the resume."""
+    (Trainer writes it last), so one cut short by a kill is deleted instead of crashing the resume.
+
+    A checkpoint saved when training had already ended (a run killed while saving the adapter) is not
+    resumed from: the Trainer would take one more optimizer step past the end (transformers 5 checks
+    max_steps only after a step). The run resumes from the checkpoint before it and replays the last
+    steps, which ends where the uninterrupted run ended; with no earlier checkpoint it starts over."""
     spec_path = work_dir / RUN_SPEC
     if spec_path.is_file() and json.loads(spec_path.read_text()) != spec:
         shutil.rmtree(work_dir)
@@ -179,7 +196,10 @@ def prepare_work_dir(work_dir: Path, spec: dict) -> Path | None:
             complete.append(path)
         else:
             shutil.rmtree(path, ignore_errors=True)
-    return max(complete, key=lambda p: int(p.name.split("-", 1)[1])) if complete else None
+    complete.sort(key=lambda p: int(p.name.split("-", 1)[1]))
+    while complete and _finished(complete[-1]):
+        shutil.rmtree(complete.pop())  # replayed from the one before (same data order, same RNG state)
+    return complete[-1] if complete else None
 
 
 def _train_loss_near(history: list[dict], step: int, window: int, fallback: float) -> float:
@@ -212,7 +232,8 @@ def train_lora(base_model_path: Path | str, train_path: Path | str, val_path: Pa
     config = config or LoraTrainingConfig()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir else default_work_dir(output_dir)
-    tmp_dir = output_dir.parent / f"{output_dir.name}.tmp-{os.getpid()}"
+    tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
+    _remove_stale_temps(output_dir.parent)
     qlora = use_qlora(config.quantization)
     spec = {"config": asdict(config), "base_model": str(base_model_path), "qlora": qlora,
             "train_sha256": file_sha256(Path(train_path)), "val_sha256": file_sha256(Path(val_path))}
@@ -347,9 +368,37 @@ def _write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _remove_stale_temps(parent: Path) -> None:
+    """Clean up after runs that died mid-write (kill -9, OOM): their hidden temp dirs are deleted, and an
+    adapter moved aside for a replacement that never landed is moved back."""
+    if not parent.is_dir():
+        return
+    for path in sorted(parent.iterdir()):
+        m = _TEMP.match(path.name)
+        if not m or not path.is_dir() or path.is_symlink() or _pid_alive(int(m["pid"])):
+            continue
+        if m["kind"] == "old" and not (parent / m["name"]).exists():
+            os.rename(path, parent / m["name"])
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished dir into place; an older dst is moved aside first and deleted after."""
-    old = dst.parent / f"{dst.name}.old-{os.getpid()}"
+    """Move a finished dir into place; an older dst is moved aside (hidden) first and deleted after."""
+    old = dst.parent / f".{dst.name}.old-{os.getpid()}"
     if dst.exists():
         os.rename(dst, old)
     os.rename(src, dst)
