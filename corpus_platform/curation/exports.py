@@ -127,6 +127,7 @@ def write_exports(df: pl.DataFrame, exports_root: Path, formats: Iterable[str] =
     version = export_version(df, formats, think_block)
     final = exports_root / version
     if not (final / "manifest.json").exists():
+        _remove_dead_temps(exports_root)
         tmp = exports_root / f".tmp-{version}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -150,3 +151,23 @@ def latest_export(exports_root: Path) -> Path:
     if not pointer.exists():
         raise FileNotFoundError(f"no export yet under {exports_root}: materialize training_exports first")
     return exports_root / pointer.read_text().strip()
+
+
+def _remove_dead_temps(exports_root: Path) -> None:
+    """Temp directories of writers that were killed (their pid is gone) would otherwise stay forever."""
+    if not exports_root.is_dir():
+        return
+    for path in exports_root.glob(".tmp-*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -279,4 +279,5 @@ def test_sigkill_during_export_never_shows_a_partial_export(tmp_path):
     visible = [p.name for p in root.iterdir() if not p.name.startswith(".")]
     assert len(visible) == 2 and "LATEST" in visible  # one export and its pointer
     assert any(name.startswith(".tmp-") for name in watcher.seen)  # the kills did land mid-write
+    assert not list(root.glob(".tmp-*"))  # and the next writer removed what the killed ones left
     assert watcher.listings > 100 and not watcher.violations, watcher.violations[:5]
