@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from corpus_platform.curation.minhash import tokenize
+from corpus_platform.curation.pii import string_leaves
 
 _SEED = 0xDEC0_0DE5
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -55,16 +56,6 @@ def ngram_hashes(texts: pl.Series, n: int = 13) -> tuple[np.ndarray, np.ndarray]
     return acc, offsets
 
 
-def _strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
 def load_eval_texts(paths: list[Path]) -> pl.DataFrame:
     """(ref "file:line", text) for every string in every record of the evaluation files."""
     refs, texts = [], []
@@ -81,7 +72,7 @@ def load_eval_texts(paths: list[Path]) -> pl.DataFrame:
         else:
             items = ((i, line) for i, line in enumerate(raw.splitlines(), 1) if line.strip())
         for i, record in items:
-            for s in _strings(record):
+            for s in string_leaves(record):
                 refs.append(f"{path.name}:{i}")
                 texts.append(s)
     return pl.DataFrame({"ref": refs, "text": texts}, schema={"ref": pl.Utf8, "text": pl.Utf8})

@@ -226,13 +226,14 @@ def set_metadata_key(df: pl.DataFrame, key: str, value_json: pl.Expr, col: str =
     return out.with_columns(pl.col("_appended").alias(col)).drop("_has_key", "_value", "_appended")
 
 
-def _strings(value) -> list[str]:
+def string_leaves(value) -> list[str]:
+    """Every string inside a JSON-like value (dicts, lists), in order."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for v in value.values() for s in string_leaves(v)]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for v in value for s in string_leaves(v)]
     return []
 
 
@@ -260,5 +261,5 @@ def scan_export(export_dir) -> dict[str, dict[str, int]]:
             text = path.read_text(encoding="utf-8")
             records = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
                 else json.loads(text)
-        found[f["path"]] = pii_counts(_strings(records))
+        found[f["path"]] = pii_counts(string_leaves(records))
     return found

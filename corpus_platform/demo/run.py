@@ -122,7 +122,7 @@ def summarize(home: Path, result: DemoResult, extra: list[str] | None = None) ->
     return "\n".join(out)
 
 
-def _instance(layout: Layout) -> dg.DagsterInstance:
+def ui_instance(layout: Layout) -> dg.DagsterInstance:
     """The instance `make ui` shows: DAGSTER_HOME under CORPUS_HOME, configured by the top-level dagster.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def main() -> int:
     defs = make_definitions(layout.home, curation=CurationSettings(),
                             training=TrainingSettings(base_model=os.environ.get("CORPUS_BASE_MODEL", "embedded:smollm2"), **DEMO_TRAINING))
     print("Curating 6 partitions, then training and evaluating (a few minutes on 2 cores)...", flush=True)
-    with _instance(layout) as instance:
+    with ui_instance(layout) as instance:
         result = run_pipeline(defs, instance, DEMO_DAYS)
     result.planted = planted
     print(f"Distilling {DEMO_INSTRUCTIONS} instructions of {DEMO_DAYS[0]}|{DEMO_SOURCE} with two teachers and a judge...", flush=True)

@@ -13,12 +13,11 @@ import os
 import secrets
 import sys
 import webbrowser
-from pathlib import Path
 
 import duckdb
 
 from corpus_platform.schema import utcnow
-from corpus_platform.settings import FILE_SOURCES, REPO_ROOT, Layout
+from corpus_platform.settings import FILE_SOURCES, Layout
 
 DEFAULT_PORT = 8765
 
@@ -39,22 +38,11 @@ def _scalar(layout: Layout, sql: str, params: list | None = None) -> int | None:
         con.close()
 
 
-def _instance(layout: Layout):
-    """The instance `make ui` shows: DAGSTER_HOME (under CORPUS_HOME by default) with the repo's dagster.yaml."""
-    import dagster as dg
-
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home)))
-    home.mkdir(parents=True, exist_ok=True)
-    link = home / "dagster.yaml"
-    if not link.exists():
-        link.symlink_to(REPO_ROOT / "dagster.yaml")
-    return dg.DagsterInstance.get()
-
-
 def prepare(layout: Layout, rebuild: bool = False, log=print) -> None:
     """Curate the demo corpus if nothing is curated yet, and build today's queue if it has none."""
     from corpus_platform.definitions import make_definitions
     from corpus_platform.defs.partitions import partition_key
+    from corpus_platform.demo.run import ui_instance
 
     scored = _scalar(layout, "SELECT count(*) FROM corpus.scored_examples")
     today = _scalar(layout, "SELECT count(*) FROM corpus.review_queue WHERE queued_on = ?", [utcnow().date()])
@@ -62,7 +50,7 @@ def prepare(layout: Layout, rebuild: bool = False, log=print) -> None:
         return
     defs = make_definitions(layout.home)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    with _instance(layout) as instance:
+    with ui_instance(layout) as instance:
         if not scored:
             from corpus_platform.demo.corpus import write_demo_corpus
             from corpus_platform.demo.run import DEMO_DAYS
