@@ -1,7 +1,10 @@
 """Filters: small named rules, each with a score, a threshold and a direction (datatrove-style).
 
-Every rule is scored for every example in one vectorized pass; an example is rejected by the first
-rule it fails, and the decision row records that rule, its score and its threshold.
+An example is rejected by the first rule it fails, and the decision row records that rule, its score
+and its threshold. Rules are scored in their order, stage by stage (a run of expression rules, then each
+model: toxicity, language, repetition), each stage only on the rows no earlier rule has rejected: a later
+score cannot change a row's first failure, so the decisions are those of scoring everything, and the
+models run on the rows that can still be kept (on the benchmark, toxicity already rejects half).
 
 Thresholds are configuration. `FilterSettings` holds the defaults; `profiles` overrides them per
 source ({source: {rule: threshold | true | false}}, "*" for every source), and each row is judged by
@@ -101,6 +104,7 @@ class Rule:
     score: Callable[[], pl.Expr]
     why: str
     per_source: Mapping[str, float | None] = field(default_factory=dict)  # None: off for that source
+    model: str = ""  # the model columns its score reads (MODEL_COLUMNS); "": a plain expression
 
     def threshold_expr(self) -> pl.Expr:
         """The row's threshold: its source's profile value, else the default (null: rule off)."""
@@ -178,6 +182,14 @@ def _content_rules(s: FilterSettings) -> list[tuple]:
     ]
 
 
+_MODEL_OF = {"toxicity": "toxicity", "language": "language", **{name: "repetition" for name in GOPHER_REPETITION}}
+MODEL_COLUMNS: dict[str, dict[str, pl.DataType]] = {
+    "toxicity": {"_toxicity": pl.Float64},
+    "language": {"_lang": pl.Utf8, "_lang_p": pl.Float64, "_lang_allowed_p": pl.Float64},
+    "repetition": {f"_rep_{c[4:]}": pl.Float64 for c in GOPHER_REPETITION},
+}
+
+
 def build_rules(s: FilterSettings) -> list[Rule]:
     specs = [*_basic_rules(s), *_content_rules(s)]
     names = {spec[0] for spec in specs}
@@ -189,7 +201,8 @@ def build_rules(s: FilterSettings) -> list[Rule]:
     for name, direction, threshold, score, why in specs:
         default = s.profiles.get("*", {}).get(name, threshold)
         per_source = {src: _threshold(p[name], threshold) for src, p in s.profiles.items() if src != "*" and name in p}
-        rules.append(Rule(name, direction, _threshold(default, threshold), score, why, per_source))
+        rules.append(Rule(name, direction, _threshold(default, threshold), score, why, per_source,
+                          _MODEL_OF.get(name, "")))
     return rules
 
 
@@ -205,50 +218,74 @@ def _needs(rules: list[Rule], name: str) -> bool:
     return rule is not None and (rule.threshold is not None or any(v is not None for v in rule.per_source.values()))
 
 
-def model_columns(df: pl.DataFrame, s: FilterSettings, rules: list[Rule]) -> pl.DataFrame:
-    """The scores that are not plain expressions: language, toxicity, repetition (unique texts only)."""
+def model_columns(df: pl.DataFrame, model: str, s: FilterSettings, rules: list[Rule]) -> pl.DataFrame:
+    """`df` plus one model's columns (MODEL_COLUMNS[model]): the scores that are not plain expressions.
+    Each runs over the unique texts of `df` only."""
     if df.height == 0:
-        names = ["_lang", "_lang_p", "_lang_allowed_p", "_toxicity", *[f"_rep_{c[4:]}" for c in GOPHER_REPETITION]]
-        return df.with_columns([pl.lit(None, dtype=pl.Utf8 if n == "_lang" else pl.Float64).alias(n) for n in names])
-    answer = df["_answer"]
-    cols: list[pl.Series] = []
-    if s.allowed_languages:  # always recorded (metadata.lang), even where the rule is off
+        return df.with_columns([pl.lit(None, dtype=t).alias(n) for n, t in MODEL_COLUMNS[model].items()])
+    if model == "language":
+        if not s.allowed_languages:  # no language rule: nothing to detect
+            return df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("_lang"), pl.lit(None, dtype=pl.Float64).alias("_lang_p"),
+                                   pl.lit(1.0, dtype=pl.Float64).alias("_lang_allowed_p"))
         langs = detect_languages(df["_dialog"], s.allowed_languages)
-        cols += [langs["lang"].alias("_lang"), langs["lang_p"].alias("_lang_p"),
-                 langs["lang_allowed_p"].alias("_lang_allowed_p")]
-    else:
-        cols += [pl.Series("_lang", [None] * df.height, pl.Utf8), pl.Series("_lang_p", [None] * df.height, pl.Float64),
-                 pl.Series("_lang_allowed_p", [1.0] * df.height, pl.Float64)]
-    cols.append(toxicity_scores(answer, s.toxicity).alias("_toxicity") if _needs(rules, "toxicity")
-                else pl.Series("_toxicity", [0.0] * df.height, pl.Float64))
-    rep = repetition_stats(answer, min_words=s.repetition_min_words)
-    cols += [rep[c].alias(f"_rep_{c}") for c in rep.columns]
-    return df.with_columns(cols)
+        return df.with_columns(langs["lang"].alias("_lang"), langs["lang_p"].alias("_lang_p"),
+                               langs["lang_allowed_p"].alias("_lang_allowed_p"))
+    if model == "toxicity":
+        return df.with_columns(toxicity_scores(df["_answer"], s.toxicity).alias("_toxicity") if _needs(rules, "toxicity")
+                               else pl.lit(0.0, dtype=pl.Float64).alias("_toxicity"))
+    rep = repetition_stats(df["_answer"], min_words=s.repetition_min_words)
+    return df.with_columns([rep[c].alias(f"_rep_{c}") for c in rep.columns])
+
+
+def _stages(rules: list[Rule]) -> list[tuple[str, list[Rule]]]:
+    """Consecutive rules grouped by the model they read ("" for runs of plain expressions)."""
+    stages: list[tuple[str, list[Rule]]] = []
+    for r in rules:
+        if stages and stages[-1][0] == r.model:
+            stages[-1][1].append(r)
+        else:
+            stages.append((r.model, [r]))
+    return stages
 
 
 def evaluate(df: pl.DataFrame, settings: FilterSettings) -> pl.DataFrame:
-    """`df` plus every rule's `_score_<rule>`, the model columns, and the first failure (`_rule`,
-    `_score`, `_threshold`; null when kept)."""
+    """`df` plus the model columns and every rule's `_score_<rule>` (null where an earlier rule already
+    rejected the row, so the score was not computed), and the first failure (`_rule`, `_score`,
+    `_threshold`; null when kept). Kept rows have every score and model column."""
     rules = build_rules(settings)
     texts, tokens = q.text_columns()
-    scored = model_columns(df.with_columns(texts).with_columns(tokens), settings, rules)
-    scored = scored.with_columns([r.score().fill_null(0.0).cast(pl.Float64).alias(f"_score_{r.name}") for r in rules])
-    failed_rule = pl.lit(None, dtype=pl.Utf8)
-    failed_score = pl.lit(None, dtype=pl.Float64)
-    failed_threshold = pl.lit(None, dtype=pl.Float64)
-    for r in reversed(rules):  # the first failing rule wins
-        fails = ~r.passes()
-        failed_rule = pl.when(fails).then(pl.lit(r.name)).otherwise(failed_rule)
-        failed_score = pl.when(fails).then(pl.col(f"_score_{r.name}")).otherwise(failed_score)
-        failed_threshold = pl.when(fails).then(r.threshold_expr()).otherwise(failed_threshold)
+    base = df.with_columns(texts).with_row_index("_i")
     # A connector that knows an item must not be trained on (NSFW, removed, bot, outside its collection
     # rules) keeps it as an example with `metadata.drop_reason`; it is rejected here, first, as
     # `source:<reason>`, so the decision record holds it like any other rule.
     meta = pl.col("metadata")
     drop = meta.str.json_path_match("$.drop_reason")
+    live = base.filter(drop.is_null())
+    parts, done = [], set()
+    for model, stage in _stages(rules):
+        if model and model not in done:
+            live = model_columns(live, model, settings, rules)
+        elif "_tokens" not in live.columns and any(r.name in GOPHER_QUALITY for r in stage):
+            live = live.with_columns(tokens)
+        names = [f"_score_{r.name}" for r in stage]
+        live = live.with_columns([r.score().fill_null(0.0).cast(pl.Float64).alias(n) for r, n in zip(stage, names)])
+        parts.append(live.select("_i", *(MODEL_COLUMNS[model] if model and model not in done else ()), *names))
+        done.add(model)
+        live = live.filter(pl.all_horizontal([r.passes() for r in stage]))
+    scored = base
+    for part in parts:
+        scored = scored.join(part, on="_i", how="left", maintain_order="left")
+    failed_rule = pl.lit(None, dtype=pl.Utf8)
+    failed_score = pl.lit(None, dtype=pl.Float64)
+    failed_threshold = pl.lit(None, dtype=pl.Float64)
+    for r in reversed(rules):  # the first failing rule wins (a score not computed is null: it passes)
+        fails = ~r.passes()
+        failed_rule = pl.when(fails).then(pl.lit(r.name)).otherwise(failed_rule)
+        failed_score = pl.when(fails).then(pl.col(f"_score_{r.name}")).otherwise(failed_score)
+        failed_threshold = pl.when(fails).then(r.threshold_expr()).otherwise(failed_threshold)
     drop_score = meta.str.json_path_match("$.drop_score").cast(pl.Float64, strict=False).fill_null(1.0)
     drop_threshold = meta.str.json_path_match("$.drop_threshold").cast(pl.Float64, strict=False).fill_null(0.0)
-    return scored.with_columns(
+    return scored.drop("_i").with_columns(
         pl.when(drop.is_not_null()).then(pl.lit("source:") + drop).otherwise(failed_rule).alias("_rule"),
         pl.when(drop.is_not_null()).then(drop_score).otherwise(failed_score).alias("_score"),
         pl.when(drop.is_not_null()).then(drop_threshold).otherwise(failed_threshold).alias("_threshold"),
