@@ -60,34 +60,10 @@ def repetition_stats(texts: pl.Series, top: tuple = TOP_N_GRAMS, dup: tuple = DU
         stats = _element_dups(uniq, sep, name)
         out = out.join(stats, on="_t", how="left").with_columns(
             (pl.col(f"_{name}_chars") / pl.col("_len")).alias(f"dup_{name}_char_frac")).drop(f"_{name}_chars")
-    # Words of the texts long enough for the n-gram rules, in text order: a global shift(-k) reads
-    # the k-th next word, and a start is valid only when its n-gram ends inside its own text.
-    words = (
-        uniq.with_columns(pl.col("text").str.extract_all(TOKEN).alias("w"))
-        .filter(pl.col("w").list.eval(pl.element().str.contains(r"[\p{L}\p{N}_]")).list.sum() >= min_words)
-        .select("_t", "w").explode("w").drop_nulls("w")
-        .with_columns(pl.int_range(pl.len()).over("_t").cast(pl.Int64).alias("_p"),
-                      pl.len().over("_t").cast(pl.Int64).alias("_nw"),
-                      pl.col("w").str.len_chars().cast(pl.Int64).alias("_L"), pl.col("w").hash().alias("_h"))
-    )
-    for n, _ in top:
-        best = (
-            _with_ngrams(words, n).filter(pl.col("_valid"))
-            .group_by("_t", "g").agg(pl.len().alias("k"), pl.col("_glen").first(), pl.col("_p").min())
-            .filter(pl.col("k") >= 2)
-            .sort("_t", "k", "_p", descending=[False, True, False])
-            .group_by("_t", maintain_order=True).first()
-            .select("_t", (pl.col("k") * pl.col("_glen")).alias(f"_top{n}"))
-        )
-        out = out.join(best, on="_t", how="left").with_columns(
-            (pl.col(f"_top{n}").fill_null(0) / pl.col("_len")).alias(f"top_{n}_gram")).drop(f"_top{n}")
+    ngrams = _ngram_counts(_words(uniq, min_words), top, dup)
+    out = out.join(ngrams, on="_t", how="left").with_columns(
+        [(pl.col(f"{kind}_{n}_gram").fill_null(0.0) / pl.col("_len")) for kind, ns in (("top", top), ("dup", dup)) for n, _ in ns])
     for n, limit in dup:
-        dup_start = pl.col("_valid") & ~pl.struct("_t", "g").is_first_distinct()
-        covered = _with_ngrams(words, n).with_columns(dup_start.cast(pl.Int8).alias("_d")).with_columns(
-            pl.col("_d").rolling_max(window_size=n, min_samples=1).alias("_cov"))  # a start in [j-n+1, j]
-        chars = covered.group_by("_t").agg((pl.col("_L") * pl.col("_cov")).sum().alias("_c"))
-        out = out.join(chars, on="_t", how="left").with_columns(
-            (pl.col("_c").fill_null(0) / pl.col("_len")).alias(f"dup_{n}_gram")).drop("_c")
         over = out.filter(pl.col(f"dup_{n}_gram") > limit).select("_t", "_len").join(uniq.select("_t", "text"), on="_t")
         if over.height:  # the bound fails: datatrove's exact greedy count for these few texts
             exact = pl.DataFrame({"_t": over["_t"], "_x": [
@@ -95,18 +71,70 @@ def repetition_stats(texts: pl.Series, top: tuple = TOP_N_GRAMS, dup: tuple = DU
                 schema={"_t": pl.UInt32, "_x": pl.Float64})
             out = out.join(exact, on="_t", how="left").with_columns(
                 pl.coalesce("_x", f"dup_{n}_gram").alias(f"dup_{n}_gram")).drop("_x")
-    out = out.with_columns(pl.exclude("_t", "_len").fill_null(0.0).cast(pl.Float64))
+    out = out.select("_t", pl.col(stat_names(top, dup)).fill_null(0.0).cast(pl.Float64))
     joined = frame.join(uniq.select("_t", "text"), on="text", how="left", maintain_order="left")
     return joined.join(out, on="_t", how="left", maintain_order="left").select(stat_names(top, dup))
 
 
-def _with_ngrams(words: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Each word row with the n-gram starting there: `g` (a 64-bit hash of its n word hashes),
-    `_glen` (its length joined by spaces) and `_valid` (it ends inside its own text)."""
-    valid = pl.col("_p") <= pl.col("_nw") - n
-    gram = pl.struct([pl.col("_h").shift(-k).alias(f"h{k}") for k in range(n)]).hash()
-    glen = pl.sum_horizontal([pl.col("_L").shift(-k) for k in range(n)]) + (n - 1)
-    return words.with_columns(gram.alias("g"), glen.alias("_glen"), valid.alias("_valid"))
+def _words(uniq: pl.DataFrame, min_words: int) -> pl.DataFrame:
+    """Tokens of the texts long enough for the n-gram rules, one row each in text order: `_p` (position
+    in its text), `_nw` (tokens in its text), `_L` (characters) and `_h` (a 64-bit hash of the token)."""
+    tokens = uniq.select("_t", pl.col("text").str.extract_all(TOKEN).alias("w"))
+    tokens = tokens.filter(pl.col("w").list.eval(pl.element().str.contains(r"[\p{L}\p{N}_]")).list.sum() >= min_words)
+    tokens = tokens.with_columns(pl.col("w").list.len().cast(pl.Int64).alias("_nw"))
+    start = (pl.col("_nw").cum_sum() - pl.col("_nw")).alias("_start")
+    return (
+        tokens.with_columns(start).explode("w").drop_nulls("w")
+        .with_columns((pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("_start")).alias("_p"),
+                      pl.col("w").str.len_chars().cast(pl.Int64).alias("_L"), pl.col("w").hash().alias("_h"))
+        .drop("w", "_start")
+    )
+
+
+_P = 0x100000001B3  # FNV prime: the multiplier of the rolling n-gram hash
+_SALT = 0x9E3779B97F4A7C15
+
+
+def _ngram_counts(words: pl.DataFrame, top: tuple, dup: tuple) -> pl.DataFrame:
+    """Per text: `top_<n>_gram` and `dup_<n>_gram` in characters (not yet divided by the text length).
+
+    An n-gram is a 64-bit key: a polynomial hash (mod 2^64) of its token hashes whose first term is
+    xored with a per-text salt, so equal keys mean the same n-gram in the same text; key n+1 is one
+    multiply-add on key n. A repeated (n+1)-gram starts with a repeated n-gram, so each n only looks
+    at the starts whose n-1-gram occurs at least twice: a few percent of the tokens past n = 3."""
+    ns = sorted({n for n, _ in (*top, *dup)})
+    if not ns:
+        return pl.DataFrame(schema={"_t": pl.UInt32})
+    if ns[0] < 2:
+        raise ValueError(f"n-gram sizes start at 2, got {ns}")
+    k = pl.col("_t").cast(pl.UInt64) * pl.lit(_SALT, dtype=pl.UInt64) ^ pl.col("_h")
+    full = words.with_row_index("_r").with_columns(k.alias("k1"), pl.col("_L").cum_sum().alias("_c"))
+    for n in range(2, ns[-1] + 1):
+        full = full.with_columns((pl.col(f"k{n - 1}") * pl.lit(_P, dtype=pl.UInt64) + pl.col("_h").shift(-(n - 1))).alias(f"k{n}"))
+    top_n = [n for n, _ in top]
+    full = full.with_columns([(pl.col("_c").shift(-(n - 1)) - pl.col("_c") + pl.col("_L") + (n - 1)).alias(f"_glen{n}")
+                              for n in top_n])  # an n-gram's characters, joined by spaces
+    per_text, starts = [], {}
+    cur = full
+    for n in range(2, ns[-1] + 1):
+        cur = cur.filter(pl.col("_p") <= pl.col("_nw") - n)  # the n-gram ends inside its text
+        cur = cur.with_columns(pl.len().over(f"k{n}").alias("_k")).filter(pl.col("_k") >= 2)
+        if n in top_n:  # rows are in text order: the first with its text's top count starts the earliest n-gram
+            best = cur.filter(pl.col("_k") == pl.col("_k").max().over("_t")).unique("_t", keep="first", maintain_order=True)
+            per_text.append(best.select("_t", (pl.col("_k") * pl.col(f"_glen{n}")).cast(pl.Float64).alias(f"top_{n}_gram")))
+        if n in dict(dup):
+            starts[n] = cur.filter(~pl.col(f"k{n}").is_first_distinct())["_r"]
+    if dup:  # a token is covered when a repeated start lies in [j-n+1, j]
+        flags = {n: pl.zeros(full.height, pl.Int32, eager=True).scatter(r, 1) if len(r) else pl.zeros(full.height, pl.Int32, eager=True)
+                 for n, r in starts.items()}
+        sums = full.select("_t", "_L", *[v.cum_sum().alias(f"_s{n}") for n, v in flags.items()])
+        covered = sums.select("_t", *[(pl.col("_L") * ((pl.col(f"_s{n}") - pl.col(f"_s{n}").shift(n, fill_value=0)) > 0))
+                                      .alias(f"dup_{n}_gram") for n in starts])
+        per_text.append(covered.group_by("_t").agg(pl.exclude("_t").sum().cast(pl.Float64)))
+    out = per_text[0]
+    for frame in per_text[1:]:
+        out = out.join(frame, on="_t", how="full", coalesce=True)
+    return out
 
 
 def _greedy_dup_chars(words: list[str], n: int) -> int:
