@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from corpus_platform.settings import REPO_ROOT
+from corpus_platform.warehouse_lock import warehouse_lock
 
 SQL_DIR = REPO_ROOT / "sql"
 _MIGRATION = re.compile(r"^(\d{3})_[\w-]+\.sql$")
@@ -60,15 +61,16 @@ def migrate(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[int
 
 @contextmanager
 def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A migrated connection outside Dagster (CLI, demo summary, tests)."""
+    """A migrated connection outside Dagster (CLI, demo summary, tests), under the warehouse's file lock."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    try:
-        if not read_only:
-            migrate(con)
-        yield con
-    finally:
-        con.close()
+    with warehouse_lock(path):
+        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            if not read_only:
+                migrate(con)
+            yield con
+        finally:
+            con.close()
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from corpus_platform.settings import Layout
 from corpus_platform.warehouse import migrate, migrations
+from corpus_platform.warehouse_lock import warehouse_lock
 
 
 class CorpusHome(dg.ConfigurableResource):
@@ -28,10 +29,11 @@ _MIGRATED: set[tuple] = set()  # (path, device, inode) this process has migrated
 @contextmanager
 def warehouse(duckdb_resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection on the warehouse with the `sql/` migrations applied: once per process and file (a run
-    opens the warehouse in every step; recreating every view each time cost ~0.25 s per step)."""
+    opens the warehouse in every step; recreating every view each time cost ~0.25 s per step). The
+    connection is opened under the warehouse's file lock (warehouse_lock.py): one session at a time."""
     path = Path(duckdb_resource.database)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb_resource.get_connection() as con:
+    with warehouse_lock(path), duckdb_resource.get_connection() as con:
         key = _file_key(path)
         if key is None or key not in _MIGRATED or not _up_to_date(con):
             migrate(con)
