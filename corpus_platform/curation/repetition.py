@@ -19,6 +19,9 @@ dup_line_frac 0.3, dup_line_char_frac 0.2, top_n_grams (2, 0.2), (3, 0.18), (4, 
   scan counts. Only texts whose bound exceeds the threshold are re-scored with datatrove's exact
   scan (`_greedy_dup_chars`, a Python loop over those few unique texts), so the recorded score is
   datatrove's.
+
+An n-gram is compared by a 64-bit key (a rolling hash, see `_ngram_counts`), so two different n-grams
+of one text count as one only on a hash collision (about 2^-64 per pair).
 """
 
 from __future__ import annotations
