@@ -46,6 +46,11 @@ CARD_CANDIDATE = r"\b(?:\d[ -]?){12,18}\d\b"
 PHONE = (r"\+\d{1,3}(?:[\s.-]?\(?\d{2,4}\)?){2,4}\b"
          r"|(?:\b\+?1[\s.-])?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b")
 HANDLE = r"(^|[^\w@./])(?:@[A-Za-z0-9_]{1,30}\b|/?u/[A-Za-z0-9_-]{3,20}\b)"
+# HANDLE's \b always follows an ASCII [A-Za-z0-9_-], where the Unicode and the ASCII word boundary differ
+# only before a non-ASCII word character: texts without that pair get the ASCII \b, which the regex DFA
+# runs (the Unicode \b falls back to a slower engine on any non-ASCII text, about 20 times slower).
+_HANDLE_ASCII = HANDLE.replace(r"\b", r"(?-u:\b)")
+_ASCII_THEN_UNICODE_WORD = r"[A-Za-z0-9_-][\w&&[^\x00-\x7F]]"
 
 _REGEX = {"email": EMAIL, "url": URL, "ip": IP, "phone": PHONE}
 # A cheap pattern (no word boundary, so the regex DFA runs it) that every match of a type's pattern
@@ -94,17 +99,32 @@ def _mask_cards(texts: pl.Series) -> tuple[pl.Series, pl.Series]:
     return out["_new"].fill_null(out["_t"]), out["_n"].fill_null(0)
 
 
-def _mask_handles(expr: pl.Expr) -> pl.Expr:
+def _mask_handles(expr: pl.Expr, pattern: str = HANDLE) -> pl.Expr:
     from corpus_platform.curation.normalize import outside_code
 
-    return outside_code(expr, lambda e: e.str.replace_all(HANDLE, "${1}" + PLACEHOLDER["handle"]))
+    return outside_code(expr, lambda e: e.str.replace_all(pattern, "${1}" + PLACEHOLDER["handle"]))
 
 
-def _count_handles(expr: pl.Expr) -> pl.Expr:
+def _count_handles(expr: pl.Expr, pattern: str = HANDLE) -> pl.Expr:
     segments = expr.str.split("`").list.eval(
-        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.element().str.count_matches(HANDLE)).otherwise(0)
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.element().str.count_matches(pattern)).otherwise(0)
     )
     return segments.list.sum().cast(pl.UInt32)
+
+
+def _handles(texts: pl.Series, pattern: str = HANDLE) -> tuple[pl.Series, pl.Series]:
+    frame = texts.to_frame("c").select(_mask_handles(pl.col("c"), pattern), _count_handles(pl.col("c"), pattern).alias("n"))
+    return frame["c"], frame["n"]
+
+
+def _on_rows(texts: pl.Series, hit: pl.Series, step) -> tuple[pl.Series, pl.Series]:
+    """`step` (texts -> (masked, counts)) on the texts where `hit`; the others unchanged, count 0."""
+    n = pl.zeros(len(texts), pl.UInt32, eager=True)
+    if hit.any():
+        rows = hit.arg_true()
+        masked, found = step(texts.filter(hit))
+        texts, n = texts.clone().scatter(rows, masked), n.scatter(rows, found)
+    return texts, n
 
 
 def _mask_type(t: str, texts: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -112,8 +132,10 @@ def _mask_type(t: str, texts: pl.Series) -> tuple[pl.Series, pl.Series]:
     if t == "card":
         return _mask_cards(texts)
     if t == "handle":
-        frame = texts.to_frame("c").select(_mask_handles(pl.col("c")), _count_handles(pl.col("c")).alias("n"))
-        return frame["c"], frame["n"]
+        unicode = texts.str.contains(_ASCII_THEN_UNICODE_WORD)
+        texts, ascii_n = _on_rows(texts, ~unicode, lambda x: _handles(x, _HANDLE_ASCII))
+        texts, unicode_n = _on_rows(texts, unicode, _handles)
+        return texts, ascii_n + unicode_n
     return texts.str.replace_all(_REGEX[t], PLACEHOLDER[t]), texts.str.count_matches(_REGEX[t]).cast(pl.UInt32)
 
 
@@ -123,13 +145,7 @@ def mask_texts(df: pl.DataFrame, col: str = "content") -> pl.DataFrame:
     text = df[col].fill_null("").str.replace_all(r"[\x02\x03]", "")
     counts = {}
     for t in PII_TYPES:
-        hit = text.str.contains(PREFILTER[t])
-        n = pl.zeros(len(text), pl.UInt32, eager=True)
-        if hit.any():
-            rows = hit.arg_true()
-            masked, found = _mask_type(t, text.filter(hit))
-            text, n = text.clone().scatter(rows, masked), n.scatter(rows, found)
-        counts[f"pii_{t}"] = n
+        text, counts[f"pii_{t}"] = _on_rows(text, text.str.contains(PREFILTER[t]), lambda x, t=t: _mask_type(t, x))
     return df.with_columns(text.alias(col), *[v.alias(k) for k, v in counts.items()])
 
 
