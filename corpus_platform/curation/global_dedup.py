@@ -11,6 +11,10 @@ depend on the order partitions were materialized in:
     candidate pair is verified by the exact Jaccard of its 5-word shingle sets. Same-hash examples
     of other partitions become `exact` pairs. The partition's band rows and every pair touching it
     are replaced together, so rematerializing any partition in any order leaves the same pairs.
+    It is two calls, so that a process holds the warehouse only for the part that reads it:
+    `prepare_partition` (no warehouse: exact dedup within the partition, signatures, band keys, pairs
+    within it) and `commit_partition` (the index lookups and cross-partition verification), whose result
+    is written in the same warehouse session as the lookups.
 
 `resolve_clusters` (the unpartitioned `duplicate_clusters` asset)
     Connected components of the exact and near pairs among the examples that survived scoring;
@@ -120,9 +124,30 @@ def _canonical(pairs: pl.DataFrame) -> pl.DataFrame:
             .sort(PAIR_COLUMNS[:6]).select(PAIR_COLUMNS))
 
 
-def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, source: str,
-                    settings: DedupSettings) -> IndexResult:
-    """Dedup one partition against itself and, through the index, against every other partition."""
+@dataclass
+class Prepared:
+    """What `prepare_partition` computes without the warehouse, for `commit_partition` to finish."""
+    day: object
+    source: str
+    settings: DedupSettings
+    columns: list[str]
+    kept: pl.DataFrame
+    decisions: pl.DataFrame
+    stats: dict
+    bands: pl.DataFrame
+    embeddings: pl.DataFrame
+    hashes: np.ndarray | None = None  # shingle hashes of `kept` (None: near and semantic dedup are off)
+    offsets: np.ndarray | None = None
+    emb: np.ndarray | None = None
+    within: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    within_jac: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    within_cos: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def prepare_partition(df: pl.DataFrame, day, source: str, settings: DedupSettings) -> Prepared:
+    """The part of a partition's dedup that reads no other partition (exact dedup within it, shingles,
+    signatures, band keys, verified pairs within it): the bulk of the work, done without the warehouse
+    so that other processes can use the warehouse meanwhile."""
     hashed = sort_by_keep_rule(keep_rule_columns(with_content_hash(df)))
     hashed = hashed.with_columns(pl.col("example_id").first().over("content_hash").alias("_keeper"))
     is_keeper = pl.col("example_id") == pl.col("_keeper")
@@ -133,11 +158,52 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
         decision_rows(dups, stage="dedup", decision=DUPLICATE, rule=pl.lit("exact_sha256"), score=1.0, threshold=1.0,
                       duplicate_of=pl.col("_keeper")),
     ])
-    others = "NOT (o.date = ? AND o.source = ?)"
-    pair_parts: list[pl.DataFrame] = []
     stats = {"rows_in": df.height, "exact_within": dups.height, "exact_across": 0, "candidates_within": 0,
              "index_matches": 0, "texts_read": 0, "near_pairs": 0, "semantic_pairs": 0, "related_pairs": 0}
+    bands = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "bucket": pl.UInt64})
+    prep = Prepared(day, source, settings, [c for c in df.columns if c != "content_hash"] + ["content_hash"],
+                    kept, decisions, stats, bands, pl.DataFrame(schema=EMBEDDING_SCHEMA))
+    sem = settings.semantic
+    if not ((settings.near or sem.enabled) and kept.height):
+        return prep
+    text = dedup_text(kept)
+    prep.hashes, prep.offsets = shingle_hashes(text)
+    eligible = np.flatnonzero(np.diff(prep.offsets) > 0)
+    key_parts = []
+    if settings.near:
+        b, r = settings.banding
+        key_parts.append(band_keys(MinHasher(b * r, settings.seed).signatures(prep.hashes, prep.offsets), b, r)[:, eligible])
+    if sem.enabled:
+        prep.emb = np.zeros((kept.height, DIM), np.float32)
+        prep.emb[eligible] = embed(text.gather(eligible), sem)
+        key_parts.append(simhash_keys(prep.emb[eligible], sem))
+        prep.embeddings = kept.select("example_id", "source", "date").select(pl.all().gather(eligible)).with_columns(
+            pl.Series("embedding", prep.emb[eligible], dtype=pl.Array(pl.Float32, DIM)))
+    keys = np.concatenate(key_parts)
+    ids = kept["example_id"].gather(eligible)
+    prep.bands = pl.DataFrame({"example_id": pl.concat([ids] * keys.shape[0]), "bucket": keys.reshape(-1)}).with_columns(
+        pl.lit(source).alias("source"), pl.lit(day).cast(pl.Date).alias("date")).select(bands.columns)
+    prep.within = eligible[candidate_pairs(keys)] if eligible.size > 1 else np.zeros((0, 2), np.int64)
+    stats["candidates_within"] = len(prep.within)
+    if len(prep.within):
+        prep.within_jac = jaccard_pairs(_gather(prep.hashes, prep.offsets), prep.within)
+        prep.within_cos = cosine_pairs(prep.emb, prep.within) if prep.emb is not None else np.full(len(prep.within), np.nan)
+    return prep
 
+
+def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, source: str,
+                    settings: DedupSettings) -> IndexResult:
+    """Dedup one partition against itself and, through the index, against every other partition."""
+    return commit_partition(prepare_partition(df, day, source, settings), con)
+
+
+def commit_partition(prep: Prepared, con: duckdb.DuckDBPyConnection) -> IndexResult:
+    """The part that reads the other partitions (same-hash rows, band-index candidates, their texts) and
+    verifies the candidates. Its result must be written in the same warehouse session: two partitions
+    looked up concurrently would each miss the other."""
+    day, source, settings, kept, stats = prep.day, prep.source, prep.settings, prep.kept, dict(prep.stats)
+    others = "NOT (o.date = ? AND o.source = ?)"
+    pair_parts: list[pl.DataFrame] = []
     con.register("_mine", kept.select("example_id", "content_hash").to_arrow())
     try:
         exact = query(con, f"""
@@ -150,32 +216,9 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
                                              pl.lit("exact").alias("kind"), pl.lit(1.0).alias("jaccard")))
     stats["exact_across"] = exact.height
 
-    bands = pl.DataFrame(schema={"example_id": pl.Utf8, "source": pl.Utf8, "date": pl.Date, "bucket": pl.UInt64})
-    embeddings = pl.DataFrame(schema=EMBEDDING_SCHEMA)
-    sem = settings.semantic
-    if (settings.near or sem.enabled) and kept.height:
-        text = dedup_text(kept)
-        hashes, offsets = shingle_hashes(text)
-        eligible = np.flatnonzero(np.diff(offsets) > 0)
-        key_parts = []
-        if settings.near:
-            b, r = settings.banding
-            key_parts.append(band_keys(MinHasher(b * r, settings.seed).signatures(hashes, offsets), b, r)[:, eligible])
-        emb = None
-        if sem.enabled:
-            emb = np.zeros((kept.height, DIM), np.float32)
-            emb[eligible] = embed(text.gather(eligible), sem)
-            key_parts.append(simhash_keys(emb[eligible], sem))
-            embeddings = kept.select("example_id", "source", "date").select(pl.all().gather(eligible)).with_columns(
-                pl.Series("embedding", emb[eligible], dtype=pl.Array(pl.Float32, DIM)))
-        keys = np.concatenate(key_parts)
-        ids = kept["example_id"].gather(eligible)
-        bands = pl.DataFrame({"example_id": pl.concat([ids] * keys.shape[0]), "bucket": keys.reshape(-1)}).with_columns(
-            pl.lit(source).alias("source"), pl.lit(day).cast(pl.Date).alias("date")).select(bands.columns)
-        within = eligible[candidate_pairs(keys)] if eligible.size > 1 else np.zeros((0, 2), np.int64)
-        stats["candidates_within"] = len(within)
-
-        con.register("_bands", bands.select("example_id", "bucket").to_arrow())
+    sem, emb = settings.semantic, prep.emb
+    if prep.hashes is not None:
+        con.register("_bands", prep.bands.select("example_id", "bucket").to_arrow())
         try:
             cross = query(con, f"""
                 SELECT DISTINCT m.example_id AS id_a, o.example_id AS id_b, o.source AS source_b, o.date AS date_b
@@ -200,30 +243,29 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
             other_docs = other_docs.join(texts, on=["id_b", "source_b", "date_b"], how="inner").sort("id_b", "date_b")
             stats["texts_read"] = other_docs.height
         n = kept.height
-        if other_docs.height:
+        cross_rows, cross_jac, cross_cos = np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0)
+        if cross.height and other_docs.height:
             oh, oo = shingle_hashes(dedup_text(other_docs))
-            all_hashes = np.concatenate([hashes, oh])
-            all_offsets = np.concatenate([offsets, offsets[-1] + oo[1:]])
+            all_hashes = np.concatenate([prep.hashes, oh])
+            all_offsets = np.concatenate([prep.offsets, prep.offsets[-1] + oo[1:]])
             if emb is not None:
                 other_emb = np.array([v if v is not None else np.zeros(DIM) for v in other_docs["embedding"].to_list()],
                                      np.float32).reshape(-1, DIM)
                 emb = np.concatenate([emb, other_emb])
-        else:
-            all_hashes, all_offsets = hashes, offsets
-        row_of = dict(zip(kept["example_id"].to_list(), range(n)))
-        other_key = other_docs.select(pl.concat_str(["id_b", "source_b", pl.col("date_b").cast(pl.Utf8)], separator="|"))
-        other_row = dict(zip(other_key.to_series().to_list(), range(n, n + other_docs.height)))
-        if cross.height and other_docs.height:
+            row_of = dict(zip(kept["example_id"].to_list(), range(n)))
+            other_key = other_docs.select(pl.concat_str(["id_b", "source_b", pl.col("date_b").cast(pl.Utf8)], separator="|"))
+            other_row = dict(zip(other_key.to_series().to_list(), range(n, n + other_docs.height)))
             ck = cross.select(pl.col("id_a").replace_strict(row_of, return_dtype=pl.Int64).alias("u"),
                               pl.concat_str(["id_b", "source_b", pl.col("date_b").cast(pl.Utf8)], separator="|")
                               .replace_strict(other_row, default=-1, return_dtype=pl.Int64).alias("v")).filter(pl.col("v") >= 0)
-            cross_rows = ck.to_numpy().astype(np.int64)
-        else:
-            cross_rows = np.zeros((0, 2), np.int64)
-        cand = np.concatenate([within, cross_rows]) if len(within) or len(cross_rows) else np.zeros((0, 2), np.int64)
+            cross_rows = ck.to_numpy().astype(np.int64).reshape(-1, 2)
+            if len(cross_rows):
+                cross_jac = jaccard_pairs(_gather(all_hashes, all_offsets), cross_rows)
+                cross_cos = cosine_pairs(emb, cross_rows) if emb is not None else np.full(len(cross_rows), np.nan)
+        cand = np.concatenate([prep.within, cross_rows])
         if len(cand):
-            jac = jaccard_pairs(_gather(all_hashes, all_offsets), cand)
-            cos = cosine_pairs(emb, cand) if emb is not None else np.full(len(cand), np.nan)
+            jac = np.concatenate([prep.within_jac, cross_jac])
+            cos = np.concatenate([prep.within_cos, cross_cos])
             near = jac >= settings.threshold
             semantic = ~near & (cos >= sem.threshold)
             related = ~near & ~semantic & (jac >= settings.related_threshold)
@@ -245,8 +287,7 @@ def index_partition(df: pl.DataFrame, con: duckdb.DuckDBPyConnection, day, sourc
     pairs = pl.concat([p.with_columns([pl.lit(None).alias(c) for c in PAIR_SCHEMA if c not in p.columns])
                        .select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()]) for p in pair_parts]) if pair_parts \
         else pl.DataFrame(schema=PAIR_SCHEMA)
-    columns = [c for c in df.columns if c != "content_hash"] + ["content_hash"]
-    return IndexResult(kept.select(columns), decisions, bands, _canonical(pairs), stats, embeddings)
+    return IndexResult(kept.select(prep.columns), prep.decisions, prep.bands, _canonical(pairs), stats, prep.embeddings)
 
 
 def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
