@@ -50,9 +50,13 @@ def social_steps(source: str, sources: tuple[str, ...] | list[str] = SOCIAL_SOUR
 
 
 def normalize_text(expr: pl.Expr) -> pl.Expr:
+    return _clean(expr.str.normalize("NFKC"))
+
+
+def _clean(expr: pl.Expr) -> pl.Expr:
+    """normalize_text's steps after NFKC."""
     return (
-        expr.str.normalize("NFKC")
-        .str.replace_all("\r\n?", "\n")
+        expr.str.replace_all("\r\n?", "\n")
         .str.replace_all("[\u200b\ufeff]", "")  # zero-width space / BOM (ZWJ kept: emoji use it)
         .str.replace_all(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "")  # control characters (tab and newline kept)
         .str.replace_all(r"[^\S\n]{2,}|[^\S\n ]", " ")  # same as [^\S\n]+ -> " ", ~4x faster: lone spaces untouched
@@ -96,16 +100,43 @@ def social_text(expr: pl.Expr, steps: SocialSteps) -> pl.Expr:
     return outside_code(expr, step)
 
 
+_NON_ASCII = r"[^\x00-\x7F]"  # ASCII text is already NFKC
+_SOCIAL_CANDIDATE = "#|" + "|".join(c * 3 for c in string.ascii_lowercase)  # a hashtag or an elongation
+
+
+def normalize_texts(texts: pl.Series, steps: SocialSteps = SocialSteps()) -> pl.Series:
+    """`social_text(normalize_text(...))` on a Series, the same output: NFKC runs only on the non-ASCII
+    texts, and the social steps only on the texts with a '#' or a tripled lowercase letter (they leave
+    the others unchanged)."""
+    texts = _where(texts, _NON_ASCII, lambda t: t.str.normalize("NFKC"))
+    texts = texts.to_frame("t").select(_clean(pl.col("t")))["t"]
+    if steps.elongation or steps.hashtags:
+        texts = _where(texts, _SOCIAL_CANDIDATE, lambda t: t.to_frame("t").select(social_text(pl.col("t"), steps))["t"])
+    return texts
+
+
+def _where(texts: pl.Series, pattern: str, step) -> pl.Series:
+    """`step` on the texts `pattern` matches, the others (and nulls) as they are."""
+    hit = texts.str.contains(pattern).fill_null(False)
+    if not hit.any():
+        return texts
+    return texts.clone().scatter(hit.arg_true(), step(texts.filter(hit)))
+
+
 def normalize_messages(df: pl.DataFrame, steps: SocialSteps = SocialSteps()) -> pl.DataFrame:
-    """Normalize the content of every turn; roles and turn order are untouched."""
-    return df.with_columns(
-        pl.col("messages").list.eval(
-            pl.struct(
-                pl.element().struct.field("role").alias("role"),
-                social_text(normalize_text(pl.element().struct.field("content")), steps).alias("content"),
-            )
-        )
+    """Normalize the content of every turn; roles and turn order are untouched. The turns of the whole
+    frame are normalized as one Series (`normalize_texts`) and regrouped in order."""
+    if df.height == 0:
+        return df
+    turns = (
+        df.select(pl.int_range(pl.len()).alias("_row"), pl.col("messages"), pl.col("messages").list.len().alias("_n"))
+        .explode("messages").filter(pl.col("_n") > 0)  # empty and null lists explode to one placeholder row
+        .select("_row", pl.col("messages").struct.field("role"), pl.col("messages").struct.field("content"))
     )
+    turns = turns.with_columns(normalize_texts(turns["content"], steps).alias("content"))
+    lists = turns.group_by("_row", maintain_order=True).agg(pl.struct("role", "content").alias("_m"))
+    out = df.with_columns(pl.int_range(pl.len()).alias("_row")).join(lists, on="_row", how="left", maintain_order="left")
+    return out.with_columns(pl.coalesce("_m", pl.col("messages").list.head(0)).alias("messages")).select(df.columns)
 
 
 def role_texts(role: str, col: str = "messages") -> pl.Expr:

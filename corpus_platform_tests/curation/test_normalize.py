@@ -225,3 +225,33 @@ def test_normalize_messages_applies_the_source_steps_to_every_turn():
 def test_social_steps_are_idempotent():
     once = social("#MachineLearning is sooo cool")
     assert social(once) == once
+
+
+ATOMS = ["Ｆｕｌｌ", "\u200b", "\ufeff", "\r\n", "\r", "\n\n\n\n", "  ", "\t", "\x07", "\xa0", "ﬁ", "#MachineLearning", "#AI",
+         "#machine_learning", "C#", "&#39;", "#123", "sooo", "yesss", "AAA", "cool", "https://sooo.com/#Tag", "`#code sooo`",
+         "word", "é", "e\u0301", "日本", "😀", " ", ".", "ＡＢＣ", "①", "Ⅸ"]
+
+
+@pytest.mark.parametrize("steps", [SocialSteps(), SOCIAL, SocialSteps(elongation=True), SocialSteps(hashtags=True)])
+def test_normalize_messages_equals_the_expressions_on_every_turn(steps):
+    """normalize_messages runs NFKC and the social steps only on the turns they can change (non-ASCII;
+    '#' or a tripled letter) and regroups the turns: the same frame as the plain expressions per turn,
+    null and empty conversations and null turns included."""
+    import random
+
+    rng = random.Random(5)
+
+    def text():
+        return None if rng.random() < 0.05 else "".join(rng.choice(ATOMS) + rng.choice(["", " ", "\n"]) for _ in range(rng.randint(0, 8)))
+
+    messages = [None, [], [None, {"role": "user", "content": "sooo"}]] + [
+        [{"role": rng.choice(["user", "assistant"]), "content": text()} for _ in range(rng.randint(1, 4))] for _ in range(600)]
+    df = pl.DataFrame({"id": range(len(messages)), "messages": messages},
+                      schema={"id": pl.Int64, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    expected = df.with_columns(pl.col("messages").list.eval(pl.struct(
+        pl.element().struct.field("role").alias("role"),
+        social_text(normalize_text(pl.element().struct.field("content")), steps).alias("content"))))
+    out = normalize_messages(df, steps)
+    assert out.equals(expected)
+    changed = sum(a != b for a, b in zip(df["messages"].to_list(), out["messages"].to_list()))
+    assert changed > 300  # the sample exercises the steps
