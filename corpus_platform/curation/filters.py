@@ -233,7 +233,8 @@ def model_columns(df: pl.DataFrame, model: str, s: FilterSettings, rules: list[R
     if model == "toxicity":
         return df.with_columns(toxicity_scores(df["_answer"], s.toxicity).alias("_toxicity") if _needs(rules, "toxicity")
                                else pl.lit(0.0, dtype=pl.Float64).alias("_toxicity"))
-    rep = repetition_stats(df["_answer"], min_words=s.repetition_min_words)
+    tokens = df["_tokens"] if "_tokens" in df.columns else None  # the Gopher stage's, when it ran
+    rep = repetition_stats(df["_answer"], min_words=s.repetition_min_words, tokens=tokens)
     return df.with_columns([rep[c].alias(f"_rep_{c}") for c in rep.columns])
 
 

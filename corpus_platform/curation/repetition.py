@@ -53,10 +53,15 @@ def _element_dups(texts: pl.DataFrame, sep_regex: str, name: str) -> pl.DataFram
 
 
 def repetition_stats(texts: pl.Series, top: tuple = TOP_N_GRAMS, dup: tuple = DUP_N_GRAMS,
-                     min_words: int = 50) -> pl.DataFrame:
-    """One row per input text (same order) with every statistic of `stat_names(top, dup)`."""
+                     min_words: int = 50, tokens: pl.Series | None = None) -> pl.DataFrame:
+    """One row per input text (same order) with every statistic of `stat_names(top, dup)`. `tokens`:
+    each text's `str.extract_all(TOKEN)` where the caller has it already (the content rules do)."""
     frame = pl.DataFrame({"text": texts.fill_null("")})
-    uniq = frame.select(pl.col("text").unique(maintain_order=True)).with_row_index("_t")
+    if tokens is not None:
+        frame = frame.with_columns(tokens.alias("_w"))
+        uniq = frame.unique("text", keep="first", maintain_order=True).with_row_index("_t")
+    else:
+        uniq = frame.select(pl.col("text").unique(maintain_order=True)).with_row_index("_t")
     uniq = uniq.with_columns(pl.col("text").str.len_chars().cast(pl.Float64).clip(lower_bound=1).alias("_len"))
     out = uniq.select("_t", "_len")
     for sep, name in ((r"\n{2,}", "para"), (r"\n+", "line")):
@@ -75,14 +80,14 @@ def repetition_stats(texts: pl.Series, top: tuple = TOP_N_GRAMS, dup: tuple = DU
             out = out.join(exact, on="_t", how="left").with_columns(
                 pl.coalesce("_x", f"dup_{n}_gram").alias(f"dup_{n}_gram")).drop("_x")
     out = out.select("_t", pl.col(stat_names(top, dup)).fill_null(0.0).cast(pl.Float64))
-    joined = frame.join(uniq.select("_t", "text"), on="text", how="left", maintain_order="left")
+    joined = frame.select("text").join(uniq.select("_t", "text"), on="text", how="left", maintain_order="left")
     return joined.join(out, on="_t", how="left", maintain_order="left").select(stat_names(top, dup))
 
 
 def _words(uniq: pl.DataFrame, min_words: int) -> pl.DataFrame:
     """Tokens of the texts long enough for the n-gram rules, one row each in text order: `_p` (position
     in its text), `_nw` (tokens in its text), `_L` (characters) and `_h` (a 64-bit hash of the token)."""
-    tokens = uniq.select("_t", pl.col("text").str.extract_all(TOKEN).alias("w"))
+    tokens = uniq.select("_t", (pl.col("_w") if "_w" in uniq.columns else pl.col("text").str.extract_all(TOKEN)).alias("w"))
     tokens = tokens.filter(pl.col("w").list.eval(pl.element().str.contains(r"[\p{L}\p{N}_]")).list.sum() >= min_words)
     tokens = tokens.with_columns(pl.col("w").list.len().cast(pl.Int64).alias("_nw"))
     start = (pl.col("_nw").cum_sum() - pl.col("_nw")).alias("_start")
@@ -120,8 +125,8 @@ def _ngram_counts(words: pl.DataFrame, top: tuple, dup: tuple) -> pl.DataFrame:
     per_text, starts = [], {}
     cur = full
     for n in range(2, ns[-1] + 1):
-        cur = cur.filter(pl.col("_p") <= pl.col("_nw") - n)  # the n-gram ends inside its text
-        cur = cur.with_columns(pl.len().over(f"k{n}").alias("_k")).filter(pl.col("_k") >= 2)
+        cur = _repeated(cur.filter(pl.col("_p") <= pl.col("_nw") - n), f"k{n}")  # valid: the n-gram ends inside its text
+        cur = cur.with_columns(pl.len().over(f"k{n}").alias("_k"))
         if n in top_n:  # rows are in text order: the first with its text's top count starts the earliest n-gram
             best = cur.filter(pl.col("_k") == pl.col("_k").max().over("_t")).unique("_t", keep="first", maintain_order=True)
             per_text.append(best.select("_t", (pl.col("_k") * pl.col(f"_glen{n}")).cast(pl.Float64).alias(f"top_{n}_gram")))
@@ -138,6 +143,14 @@ def _ngram_counts(words: pl.DataFrame, top: tuple, dup: tuple) -> pl.DataFrame:
     for frame in per_text[1:]:
         out = out.join(frame, on="_t", how="full", coalesce=True)
     return out
+
+
+def _repeated(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of `frame` whose `key` occurs at least twice, in frame order (a sort finds them: cheaper
+    than hashing when, as here, almost every key is unique)."""
+    k = pl.col(key)
+    order = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), k).sort(key)
+    return frame[order.filter((k == k.shift(1)) | (k == k.shift(-1)))["_i"].sort()]
 
 
 def _greedy_dup_chars(words: list[str], n: int) -> int:

@@ -71,3 +71,12 @@ def test_short_texts_get_zero_n_gram_statistics_but_their_line_statistics():
     stats = repetition_stats(pl.Series(["a b a b\na b a b", None, ""]), min_words=50)
     assert stats["top_2_gram"].to_list() == [0.0, 0.0, 0.0]
     assert stats["dup_line_frac"].to_list() == [0.5, 0.0, 0.0]
+
+
+def test_tokens_given_by_the_caller_give_the_same_statistics():
+    from corpus_platform.curation.repetition import TOKEN
+
+    sample = pl.Series([*texts(3), None])
+    given = repetition_stats(sample, min_words=3, tokens=sample.fill_null("").str.extract_all(TOKEN))
+    assert given.equals(repetition_stats(sample, min_words=3))
+    assert given["top_2_gram"].max() > 0
