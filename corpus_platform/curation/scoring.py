@@ -51,21 +51,26 @@ def _components() -> dict[str, pl.Expr]:
     }
 
 
-def quality_expr(weights: dict[str, float] | None = None) -> pl.Expr:
-    """The 1-10 heuristic score as an expression (dedup's keep rule ranks with it before scoring)."""
-    weights = weights or DEFAULT_WEIGHTS
-    comps = _components()
+def _weighted(comps: dict[str, pl.Expr], weights: dict[str, float]) -> pl.Expr:
     weighted = sum(comps[name] * w for name, w in weights.items()) / sum(weights.values())
     return (1.0 + 9.0 * weighted).round(3)
 
 
+def quality_expr(weights: dict[str, float] | None = None) -> pl.Expr:
+    """The 1-10 heuristic score as an expression (dedup's keep rule ranks with it before scoring)."""
+    return _weighted(_components(), weights or DEFAULT_WEIGHTS)
+
+
 def score_examples(df: pl.DataFrame, settings: ScoreSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(examples with quality_score and score_detail, kept and above min_quality; decision rows)."""
-    comps = _components()
-    scored = df.with_columns(
-        quality_expr(settings.weights).alias("quality_score"),
+    """(examples with quality_score and score_detail, kept and above min_quality; decision rows). The
+    components are computed once, as columns, for both the score and its detail (half the work of
+    evaluating the two expressions)."""
+    names = [f"_c_{n}" for n in DEFAULT_WEIGHTS]
+    comps = {n: pl.col(f"_c_{n}") for n in DEFAULT_WEIGHTS}
+    scored = df.with_columns(**{f"_c_{n}": e for n, e in _components().items()}).with_columns(
+        _weighted(comps, settings.weights or DEFAULT_WEIGHTS).alias("quality_score"),
         pl.struct([e.round(3).alias(n) for n, e in comps.items()]).struct.json_encode().alias("score_detail"),
-    )
+    ).drop(names)
     low = pl.col("quality_score") < settings.min_quality
     kept, rejected = scored.filter(~low), scored.filter(low)
     decisions = pl.concat(

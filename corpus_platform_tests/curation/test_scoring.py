@@ -117,3 +117,23 @@ def test_default_min_quality_is_3():
     assert s < 3.0
     kept, decisions = score_examples(examples_frame([ex("low", LOW, feedback={"kind": "thumbs_down"})]), ScoreSettings())
     assert kept.height == 0 and decisions["threshold"].to_list() == [3.0]
+
+
+@pytest.mark.parametrize("weights", [None, {"length": 2.0, "relevance": 1.0}])
+def test_score_equals_the_keep_rule_expression_and_adds_two_columns(weights):
+    """score_examples computes the components once as columns; dedup's keep rule ranks with quality_expr
+    before scoring: both must give the same number, and no helper column may leak."""
+    from corpus_platform.curation.scoring import quality_expr
+
+    df = examples_frame([ex("good", GOOD), ex("low", LOW), ex("empty", ""), ex("up", GOOD, feedback={"kind": "thumbs_up"}),
+                         ex("other", "Dogs bark. " * 40, prompt="Why do cats purr at night when sleeping?")])
+    settings = ScoreSettings(min_quality=0.0, weights=weights) if weights else ScoreSettings(min_quality=0.0)
+    kept, _ = score_examples(df, settings)
+    assert kept.columns == df.columns + ["quality_score", "score_detail"]
+    expected = df.select(quality_expr(weights))
+    assert kept["quality_score"].to_list() == expected.to_series().to_list()
+    assert len(set(kept["quality_score"])) >= 4  # the rows differ: the comparison is not vacuous
+    w = weights or DEFAULT_WEIGHTS
+    for score, detail in zip(kept["quality_score"], kept["score_detail"]):
+        parts = json.loads(detail)
+        assert score == pytest.approx(1 + 9 * sum(parts[n] * v for n, v in w.items()) / sum(w.values()), abs=0.01)
