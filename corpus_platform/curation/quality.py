@@ -105,14 +105,25 @@ def distinct_content_words(text: pl.Expr, stop_words: tuple[str, ...] = STOP_WOR
     return words.list.set_difference(pl.lit(list(stop_words), dtype=pl.List(pl.Utf8))).list.len().cast(pl.Float64)
 
 
+SENTENCE = r"[^.!?\n]*[\p{L}\p{N}][^.!?\n]*[.!?]*"
+
+
 def generic_share(text: pl.Expr, phrases: tuple[str, ...]) -> pl.Expr:
-    """Share of sentences that contain a generic phrase (sentences end at . ! ? or a line break)."""
-    sentences = text.str.extract_all(r"[^.!?\n]*[\p{L}\p{N}][^.!?\n]*[.!?]*")
+    """Share of sentences that contain a generic phrase (sentences end at . ! ? or a line break).
+
+    A sentence holding a phrase means the whole text holds it, so texts without any are split as ""
+    (the per-sentence check only runs on the few that have one). Exact for ASCII phrases; a non-ASCII
+    one could meet Greek final-sigma lowercasing, which depends on the text around a sentence."""
     if not phrases:
         return pl.lit(0.0)
-    generic = sentences.list.eval(
-        pl.element().str.to_lowercase().str.contains_any([p.lower() for p in phrases]).cast(pl.Int32)).list.sum()
-    return (generic / sentences.list.len().clip(lower_bound=1)).cast(pl.Float64)
+    lowered = [p.lower() for p in phrases]
+    if all(p.isascii() for p in lowered):
+        text_with_phrase = pl.when(text.str.to_lowercase().str.contains_any(lowered)).then(text).otherwise(pl.lit(""))
+    else:
+        text_with_phrase = text
+    generic = text_with_phrase.str.extract_all(SENTENCE).list.eval(
+        pl.element().str.to_lowercase().str.contains_any(lowered).cast(pl.Int32)).list.sum()
+    return (generic / text.str.count_matches(SENTENCE).clip(lower_bound=1)).cast(pl.Float64)
 
 
 def text_columns() -> list[pl.Expr]:
