@@ -1,6 +1,6 @@
 """One benchmark run of the curation pipeline, in its own process (run_pipeline.py measures the tree).
 
-    python benchmarks/pipeline_stages.py MODE --n N --days D --out DIR
+    python benchmarks/pipeline_stages.py MODE --n N --days D --out DIR [--workers 2]
 
 MODE
   incremental  N documents as D days into a fresh warehouse, every stage per partition, clusters and
@@ -13,20 +13,22 @@ MODE
 
 Library mode calls the units the assets call, the way `_run_stage` does: read the upstream partition
 (read_partition), compute, replace the stage's partition and its decision rows in one transaction
-(replace_rows); each stage's time includes its reads and writes. CurationSettings() defaults: PII
-masking on, no NER, no LLM judge, the default toxicity backend. Writes DIR/<mode>.json.
+(replace_rows); each stage's time includes its reads and writes. Partitions run on --workers processes
+(default 2; pipeline_workers.py) that hold the warehouse lock only to read and write; raw_examples is
+loaded by a child process (timed apart), clusters and splits run in this one. CurationSettings()
+defaults: PII masking on, no NER, no LLM judge, the default toxicity backend. Writes DIR/<mode>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
+import multiprocessing
 import os
-import resource
 import sys
 import time
-from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,13 +40,11 @@ sys.path.insert(0, os.environ.get("PIPELINE_SRC") or str(HERE.parent))
 import polars as pl  # noqa: E402
 
 from corpus_platform.curation.datasets import rebuild_splits  # noqa: E402
-from corpus_platform.curation.filter_stage import run_filter_stage  # noqa: E402
-from corpus_platform.curation.global_dedup import index_partition, resolve_clusters  # noqa: E402
-from corpus_platform.curation.scoring import score_examples  # noqa: E402
+from corpus_platform.curation.global_dedup import resolve_clusters  # noqa: E402
 from corpus_platform.defs.curation.resources import CurationSettings  # noqa: E402
-from corpus_platform.schema import EXAMPLE_SCHEMA  # noqa: E402
-from corpus_platform.warehouse import connect, query, read_partition, replace_rows  # noqa: E402
-from pipeline_corpus import corpus_file, day_after, partitions, read_docs, to_examples  # noqa: E402
+from corpus_platform.warehouse import connect, query, replace_rows  # noqa: E402
+from pipeline_corpus import FIRST_DAY, corpus_file, day_after, partitions, read_docs, to_examples  # noqa: E402
+from pipeline_workers import Marks, peak_rss_mb, pool, run_partitions, session  # noqa: E402
 
 STAGES = ("filter", "dedup", "score", "clusters", "splits")
 OUTPUT_TABLES = {  # what must be identical between an incremental run and a full rebuild
@@ -56,54 +56,6 @@ OUTPUT_TABLES = {  # what must be identical between an incremental run and a ful
 }
 
 
-def peak_rss_mb() -> float:
-    """The process's peak RSS since start, or since the last reset_peak() (Linux VmHWM)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reset_peak() -> None:
-    """Forget the peak of reading the benchmark corpus (not the pipeline's): Linux resets VmHWM on '5'."""
-    gc.collect()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-class Clock:
-    """Seconds and input rows per stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.cpu: dict[str, float] = defaultdict(float)
-        self.rows: dict[str, int] = defaultdict(int)
-        self.parts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self._cpu0 = time.process_time()
-
-    def start(self) -> float:
-        self._cpu0 = time.process_time()
-        return time.perf_counter()
-
-    def add(self, stage: str, start: float, rows: int) -> None:
-        self.seconds[stage] += time.perf_counter() - start
-        self.cpu[stage] += time.process_time() - self._cpu0
-        self.rows[stage] += rows
-
-    def report(self) -> dict:
-        stages = {s: {"seconds": round(self.seconds[s], 3), "cpu_s": round(self.cpu[s], 3), "rows_in": self.rows[s],
-                      "rows_per_s": round(self.rows[s] / self.seconds[s]) if self.seconds[s] else None,
-                      **{k: round(v, 3) for k, v in self.parts[s].items()}}
-                  for s in STAGES if s in self.seconds}
-        return {"stages": stages, "total_s": round(sum(self.seconds[s] for s in STAGES), 3),
-                "total_cpu_s": round(sum(self.cpu[s] for s in STAGES), 3)}
-
-
 def load_raw(con, examples: pl.DataFrame) -> float:
     start = time.perf_counter()
     for day, source in partitions(examples):
@@ -112,64 +64,76 @@ def load_raw(con, examples: pl.DataFrame) -> float:
     return time.perf_counter() - start
 
 
-def _stage(con, clock: Clock, stage: str, upstream: str, table: str, day, source, compute) -> None:
-    start = clock.start()
-    incoming = read_partition(con, upstream, day, source)
-    read = time.perf_counter()
-    kept, decisions, *extra = compute(incoming)
-    computed = time.perf_counter()
-    replace_rows(con, [(table, kept, "date = ? AND source = ?", [day, source]),
-                       ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
-                       *(extra[0] if extra else [])])
-    clock.parts[stage]["read_s"] += read - start  # where a stage's wall goes: warehouse read, compute, write
-    clock.parts[stage]["compute_s"] += computed - read
-    clock.parts[stage]["write_s"] += time.perf_counter() - computed
-    clock.add(stage, start, incoming.height)
+def load_task(db: str, n: int, days: int, which: str) -> dict:
+    """Load raw_examples from the benchmark corpus, one day at a time (as ingest writes it), in a child
+    process so that reading the corpus is not counted as the pipeline's memory. which: base (n documents
+    over `days` days), new (n // 100 documents on the next day), both."""
+    extra = max(1, n // 100)
+    path = corpus_file(n + extra)
+    bounds = [-(-d * n // days) for d in range(days + 1)]  # first document of each day: k * days // n == d
+    chunks = [(a, b - a, None) for a, b in zip(bounds, bounds[1:]) if b > a]
+    new = [(n, extra, FIRST_DAY + timedelta(days=days))]  # day_after(base)
+    chunks = {"base": chunks, "new": new, "both": chunks + new}[which]
+    docs, keys, load_s = 0, [], 0.0
+    with connect(db) as con:
+        for start, count, override in chunks:
+            examples = to_examples(read_docs(path, start, count), n=n, days=days, day_override=override)
+            load_s += load_raw(con, examples)
+            docs, keys = docs + examples.height, keys + partitions(examples)
+    return {"corpus": str(path.relative_to(HERE.parent)), "docs": docs, "keys": sorted(set(keys)), "load_s": round(load_s, 2)}
 
 
-def run_partition(con, clock: Clock, curation: CurationSettings, day, source) -> None:
-    """filtered_examples -> deduplicated_examples -> scored_examples of one partition."""
-    fsettings, dsettings, ssettings = curation.filter_stage(), curation.dedup(), curation.scoring()
-    _stage(con, clock, "filter", "raw_examples", "filtered_examples", day, source,
-           lambda df: run_filter_stage(df.select(list(EXAMPLE_SCHEMA)), source, fsettings, {}))
-
-    def dedup(df: pl.DataFrame) -> tuple:
-        r = index_partition(df, con, day, source, dsettings)
-        touches = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
-        return r.kept, r.decisions, [("minhash_bands", r.bands, "date = ? AND source = ?", [day, source]),
-                                     ("near_duplicate_pairs", r.pairs, touches, [day, source, day, source])]
-
-    _stage(con, clock, "dedup", "filtered_examples", "deduplicated_examples", day, source, dedup)
-    _stage(con, clock, "score", "deduplicated_examples", "scored_examples", day, source,
-           lambda df: score_examples(df, ssettings))
+def load(db: Path, args, which: str) -> dict:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as one:
+        return one.submit(load_task, str(db), args.n, args.days, which).result()
 
 
-def run_global(con, clock: Clock, curation: CurationSettings, home: Path) -> None:
-    """duplicate_clusters, then dataset_splits (the judge is off: it adds no decision)."""
-    start = clock.start()
-    clusters, decisions = resolve_clusters(con, curation.dedup())
-    replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])])
-    clock.add("clusters", start, int(query(con, "SELECT count(*) AS n FROM corpus.scored_examples")["n"][0]))
-    start = clock.start()
-    split = rebuild_splits(con, curation.dataset_rules(home))
-    clock.add("splits", start, split.height)
+def run_global(db: str) -> dict:
+    """duplicate_clusters, then dataset_splits (the judge is off: it adds no decision), in this process."""
+    curation, home = CurationSettings(), Path(db).parent
+    m = Marks()
+    with session(db, m, "clusters") as con:
+        m.mark("clusters", "read_s")
+        clusters, decisions = resolve_clusters(con, curation.dedup())
+        replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])])
+        m.rows["clusters"] = int(query(con, "SELECT count(*) AS n FROM corpus.scored_examples")["n"][0])
+        m.mark("clusters", "compute_s")
+    with session(db, m, "splits") as con:
+        m.mark("splits", "read_s")
+        m.rows["splits"] = rebuild_splits(con, curation.dataset_rules(home)).height
+        m.mark("splits", "compute_s")
+    out = {}
+    for stage in ("clusters", "splits"):
+        p = m.parts[stage]
+        seconds = sum(v for k, v in p.items() if k != "cpu_s")
+        out[stage] = {"seconds": round(seconds, 3), "cpu_s": round(p["cpu_s"], 3), "rows_in": m.rows[stage],
+                      "rows_per_s": round(m.rows[stage] / seconds) if seconds else None}
+    return out
 
 
-def run_library(con, keys: list, curation: CurationSettings, home: Path) -> dict:
-    clock = Clock()
-    for day, source in keys:
-        run_partition(con, clock, curation, day, source)
-    run_global(con, clock, curation, home)
-    return clock.report()
+def run_library(db: Path, keys: list, executor) -> dict:
+    """Every partition's stages (pipeline_workers.py), then clusters and splits. total_s is the wall from
+    the first partition to the end of splits; a stage's `seconds` sum its time over the workers."""
+    start = time.perf_counter()
+    part = run_partitions(str(db), keys, executor)
+    cpu0 = time.process_time()
+    glob = run_global(str(db))
+    stages = {**part["stages"], **glob}
+    return {"stages": stages, "total_s": round(time.perf_counter() - start, 3),
+            "total_cpu_s": round(part["cpu_s"] + time.process_time() - cpu0, 3),
+            "partitions_wall_s": part["wall_s"], "worker_startup_cpu_s": part["worker_startup_cpu_s"],
+            "stage_seconds_sum": round(sum(s["seconds"] for s in stages.values()), 3),
+            "worker_peak_rss_mb": part["worker_peak_rss_mb"]}
 
 
-def dump_outputs(con, folder: Path) -> dict:
+def dump_outputs(db: Path, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for name, sql in OUTPUT_TABLES.items():
-        df = query(con, sql)
-        df.write_parquet(folder / f"{name}.parquet")
-        counts[name] = df.height
+    with connect(db, read_only=True) as con:
+        for name, sql in OUTPUT_TABLES.items():
+            df = query(con, sql)
+            df.write_parquet(folder / f"{name}.parquet")
+            counts[name] = df.height
     return counts
 
 
@@ -182,37 +146,45 @@ def corpus(n: int, days: int) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     return base, new, str(path.relative_to(HERE.parent))
 
 
+def _peak(report: dict) -> float:
+    """The largest single process of the run: this one (VmHWM; it never holds the corpus) or a worker."""
+    return round(max(peak_rss_mb(), report["worker_peak_rss_mb"]), 1)
+
+
 def mode_incremental(args, home: Path) -> dict:
-    base, new, path = corpus(args.n, args.days)
-    curation = CurationSettings()
-    n_base, base_keys, new_keys = base.height, partitions(base), partitions(new)
-    with connect(home / "warehouse.duckdb") as con:
-        load_s = load_raw(con, base)
-        del base  # the stages read the warehouse, as the assets do: the input frame is not held
-        reset_peak()
-        base_report = run_library(con, base_keys, curation, home)
-        base_peak = peak_rss_mb()
-        load_new_s = load_raw(con, new)
-        new_report = run_library(con, new_keys, curation, home)
-        counts = dump_outputs(con, Path(args.out) / "incremental")
-    return {"corpus": path, "base_docs": n_base, "new_docs": new.height, "partitions": len(base_keys),
-            "load_s": round(load_s, 2), "library": base_report, "library_peak_rss_mb": round(base_peak, 1),
-            "new_day_load_s": round(load_new_s, 2), "new_day": new_report, "outputs": counts}
+    db = home / "warehouse.duckdb"
+    with connect(db):
+        pass  # migrated once, here: the workers' sessions do not migrate (the Dagster resource does it once too)
+    base = load(db, args, "base")
+    executor = pool(args.workers)
+    try:
+        base_report = run_library(db, base["keys"], executor)
+        base_peak = _peak(base_report)
+        new = load(db, args, "new")
+        new_report = run_library(db, new["keys"], executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    counts = dump_outputs(db, Path(args.out) / args.tag)
+    return {"corpus": base["corpus"], "base_docs": base["docs"], "new_docs": new["docs"], "partitions": len(base["keys"]),
+            "workers": args.workers, "load_s": base["load_s"], "library": base_report, "library_peak_rss_mb": base_peak,
+            "new_day_load_s": new["load_s"], "new_day": new_report, "outputs": counts}
 
 
 def mode_full(args, home: Path) -> dict:
-    base, new, path = corpus(args.n, args.days)
-    both = pl.concat([base, new])
-    del base, new
-    docs, keys = both.height, partitions(both)
-    with connect(home / "warehouse.duckdb") as con:
-        load_s = load_raw(con, both)
-        del both
-        reset_peak()
-        report = run_library(con, keys, CurationSettings(), home)
-        counts = dump_outputs(con, Path(args.out) / "full")
-    return {"corpus": path, "docs": docs, "partitions": len(keys), "load_s": round(load_s, 2),
-            "full": report, "peak_rss_mb": round(peak_rss_mb(), 1), "outputs": counts}
+    db = home / "warehouse.duckdb"
+    with connect(db):
+        pass
+    both = load(db, args, "both")
+    executor = pool(args.workers)
+    try:
+        report = run_library(db, both["keys"], executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    counts = dump_outputs(db, Path(args.out) / args.tag)
+    return {"corpus": both["corpus"], "docs": both["docs"], "partitions": len(both["keys"]), "workers": args.workers,
+            "load_s": both["load_s"], "full": report, "peak_rss_mb": _peak(report), "outputs": counts}
 
 
 def mode_dagster(args, home: Path) -> dict:
@@ -256,8 +228,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--workers", type=int, default=2, help="processes running partitions (1: this process)")
+    ap.add_argument("--tag", default=None, help="name of the output folder and JSON (default: the mode)")
     args = ap.parse_args()
-    home = Path(args.out) / f"home-{args.mode}"
+    args.tag = args.tag or args.mode
+    home = Path(args.out) / f"home-{args.tag}"
     if home.exists():
         raise SystemExit(f"{home} exists: run_pipeline.py gives each run a fresh folder")
     home.mkdir(parents=True)
@@ -265,7 +240,7 @@ def main() -> None:
     import corpus_platform
 
     result["code"] = str(Path(corpus_platform.__file__).parent)
-    (Path(args.out) / f"{args.mode}.json").write_text(json.dumps(result, indent=2, default=str))
+    (Path(args.out) / f"{args.tag}.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, default=str))
 
 

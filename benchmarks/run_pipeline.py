@@ -1,6 +1,7 @@
 """Curation pipeline benchmark: per-stage throughput, peak memory, Dagster's overhead, incremental cost.
 
-    python benchmarks/run_pipeline.py --n 100000 [--days 10] [--modes incremental,full,dagster] [--dagster-n 100000]
+    python benchmarks/run_pipeline.py --n 100000 [--days 10] [--modes incremental,full,dagster,serial] [--dagster-n 100000]
+                                      [--workers 2]
 
 For each N, three runs, each its own process tree (pipeline_stages.py; wall and peak memory measured as in
 run_dedup.py: summed RSS of the tree polled every 50 ms, plus the process's own ru_maxrss):
@@ -11,6 +12,9 @@ run_dedup.py: summed RSS of the tree polled every 50 ms, plus the process's own 
   full         the same N + N/100 documents from scratch: the full rebuild the new day is compared with.
   dagster      the N documents through `dg.materialize` (one run per partition, then one run of
                duplicate_clusters + dataset_splits): overhead = Dagster's wall - library mode's wall.
+  serial       `incremental` with one worker (the partitions in the driver process): its outputs must equal
+               those of the --workers run.
+Library mode runs the partitions on --workers processes (default 2, pipeline_workers.py).
 The final dataset_splits, duplicate_clusters, decisions (without decided_at), near_duplicate_pairs and
 scored_examples of `incremental` and `full` must be identical (sorted frames compared); the exit status
 is 1 if they are not. Results: benchmarks/results/pipeline.json (one entry per N, kept across runs) and
@@ -40,7 +44,7 @@ from run_dedup import measure  # noqa: E402
 
 WORK = HERE / "work"
 RESULTS = HERE / "results"
-MODES = ("incremental", "full", "dagster")
+MODES = ("incremental", "full", "dagster")  # also "serial": incremental on one worker, compared with it
 
 
 def load() -> list[float]:
@@ -48,38 +52,44 @@ def load() -> list[float]:
 
 
 def snapshot(out: Path) -> dict:
-    """Copy corpus_platform/ and sql/ to out/src: every run of this benchmark imports that copy, so the
-    runs compared (incremental vs full, library vs Dagster) run one version of the code even while the
-    working tree changes. Returns the commit, whether those folders differed from it, and a digest."""
+    """Extract corpus_platform/ and sql/ of the HEAD commit to out/src: every run of this benchmark imports
+    that copy, so the runs compared (incremental vs full, library vs Dagster) run one committed version of
+    the code while other work changes (or half-changes) the working tree. Returns the commit, whether the
+    working tree differed from it there (those changes are not measured), and a digest of the copy."""
     src = out / "src"
-    for name in ("corpus_platform", "sql"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    src.mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    commit = git("rev-parse", "--short", "HEAD")
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "corpus_platform", "sql"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     digest = hashlib.sha256()
     for f in sorted(p for p in src.rglob("*") if p.is_file()):
         digest.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes())
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_changes": bool(git("status", "--porcelain", "--", "corpus_platform", "sql")),
+    return {"commit": commit, "uncommitted_changes_not_measured": bool(git("status", "--porcelain", "--", "corpus_platform", "sql")),
             "snapshot_sha256": digest.hexdigest()[:16], "snapshot": str(src.relative_to(ROOT))}
 
 
-def run_mode(mode: str, n: int, days: int, out: Path, src: Path) -> dict:
-    cmd = [sys.executable, str(HERE / "pipeline_stages.py"), mode, "--n", str(n), "--days", str(days), "--out", str(out)]
+def run_mode(mode: str, n: int, days: int, out: Path, src: Path, workers: int = 2) -> dict:
+    tag, workers = (mode, workers) if mode != "serial" else ("serial", 1)
+    cmd = [sys.executable, str(HERE / "pipeline_stages.py"), "incremental" if mode == "serial" else mode, "--n", str(n),
+           "--days", str(days), "--out", str(out), "--workers", str(workers), "--tag", tag]
     print(f"[{n}] {mode}: {' '.join(cmd)}", flush=True)
     before = load()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PIPELINE_SRC": str(src)}
-    tree = measure(cmd, out / f"{mode}.log", env=env)
-    result = json.loads((out / f"{mode}.json").read_text())
+    tree = measure(cmd, out / f"{tag}.log", env=env)
+    result = json.loads((out / f"{tag}.json").read_text())
     result.update(process_wall_s=tree["wall_s"], process_peak_mb=tree["peak_mb"], load_before=before, load_after=load())
     print(f"[{n}] {mode}: {tree['wall_s']} s process wall, {tree['peak_mb']} MB peak, load {before} -> {load()}", flush=True)
     return result
 
 
-def compare(out: Path) -> dict:
-    """Each output table of the incremental run vs the full rebuild, sorted on every column."""
+def compare(out: Path, first: str = "incremental", second: str = "full") -> dict:
+    """Each output table of one run vs another (the incremental run vs the full rebuild; one worker vs
+    two), sorted on every column. The keys say "incremental" and "full" for either pair."""
     verdict = {}
-    for f in sorted((out / "full").glob("*.parquet")):
-        a, b = pl.read_parquet(out / "incremental" / f.name), pl.read_parquet(f)
+    for f in sorted((out / second).glob("*.parquet")):
+        a, b = pl.read_parquet(out / first / f.name), pl.read_parquet(f)
         a, b = a.sort(a.columns, nulls_last=True), b.sort(b.columns, nulls_last=True)
         same = a.columns == b.columns and a.equals(b)
         verdict[f.stem] = {"identical": bool(same), "rows_incremental": a.height, "rows_full": b.height}
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--dagster-n", type=int, default=None, help="N for the Dagster run (default: --n, at most 100,000)")
+    ap.add_argument("--workers", type=int, default=2, help="processes running partitions in library mode")
     ap.add_argument("--table-only", action="store_true", help="rewrite pipeline.md from pipeline.json and exit")
     args = ap.parse_args(argv)
     if args.table_only:
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     entry: dict = {"n": args.n, "days": args.days, "sources": 6, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
                    "settings": "CurationSettings() defaults: PII masking, no NER, no LLM judge, default toxicity backend",
-                   "code": snapshot(out)}
+                   "workers": args.workers, "code": snapshot(out)}
     src = out / "src"
     for mode in modes:
         if mode == "dagster":
@@ -126,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             if dn != args.n:
                 entry["dagster_library"] = run_mode("incremental", dn, args.days, dout, src)  # its library figures
         else:
-            entry[mode] = run_mode(mode, args.n, args.days, out, src)
+            entry[mode] = run_mode(mode, args.n, args.days, out, src, args.workers)
     if "incremental" in entry and "full" in entry:
         entry["identical"] = compare(out)
+    if "incremental" in entry and "serial" in entry:  # the same run on one worker: the same outputs
+        entry["identical_serial"] = compare(out, "incremental", "serial")
     entry["targets"] = targets(entry)
     entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
@@ -138,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     table = write_table(data, RESULTS / "pipeline.md")
     print(table)
-    bad = [t for t, v in entry.get("identical", {}).items() if not v["identical"]]
+    bad = [t for t, v in (entry.get("identical", {}) | {f"{k} (1 vs {args.workers} workers)": v for k, v in
+                                                       entry.get("identical_serial", {}).items()}).items() if not v["identical"]]
     if bad:
         print(f"NOT IDENTICAL (incremental vs full rebuild): {bad}", file=sys.stderr)
         return 1
