@@ -19,11 +19,14 @@ of another shape.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import sys
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -65,8 +68,7 @@ def _all_chars() -> str:
     return codes[(codes < 0xD800) | (codes > 0xDFFF)].tobytes().decode("utf-32-le")
 
 
-@lru_cache(maxsize=1)
-def python_word_class() -> str:
+def _python_word_class() -> str:
     """Python's `re` `\\w` (str patterns, Unicode) as an explicit Rust class."""
     return _char_class(re.findall(r"\w", _all_chars()))
 
@@ -78,15 +80,13 @@ def _lower_table() -> pl.DataFrame:
     return pl.DataFrame({"c": chars, "python": [c.lower() for c in _all_chars()], "polars": chars.str.to_lowercase()})
 
 
-@lru_cache(maxsize=1)
-def lowercase_mismatch_class() -> str:
+def _lowercase_mismatch_class() -> str:
     """Characters whose Polars lowercase is not Python's `str.lower()`, plus the capital sigma."""
     table = _lower_table()
     return _char_class(table.filter(pl.col("python") != pl.col("polars"))["c"].to_list() + ["\u03a3"])
 
 
-@lru_cache(maxsize=1)
-def python_lowers_class() -> str:
+def _python_lowers_class() -> str:
     """Characters that Python's `str.lower()` changes."""
     table = _lower_table()
     return _char_class(table.filter(pl.col("python") != pl.col("c"))["c"].to_list())
@@ -135,8 +135,7 @@ def _supported(vectorizer, model) -> bool:
                for cc in model.calibrated_classifiers_)
 
 
-@lru_cache(maxsize=1)
-def linear_tfidf() -> LinearTfidf | None:
+def _linear_tfidf() -> LinearTfidf | None:
     vectorizer, model = profanity_sklearn()
     if not _supported(vectorizer, model):
         return None
@@ -178,3 +177,74 @@ def profanity_proba(texts: pl.Series) -> np.ndarray:
         p[(1.0 < p) & (p <= 1.0 + 1e-5)] = 1.0
         mean += p
     return mean / len(model.intercept)
+
+
+# --- a cache of the derived numbers: what a fresh process would otherwise rebuild ----------------------
+# Building the character classes walks every code point (~0.75 s) and reading the pickled model imports
+# sklearn (~1.1 s): paid by every filter step, which runs in its own process. They depend only on the
+# model files, Python's Unicode tables and Polars' lowercasing, so they are kept on disk keyed by those.
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("CORPUS_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME")
+                                                               or os.path.expanduser("~/.cache"), "corpus_platform")
+    return Path(base)
+
+
+def _fingerprint() -> str:
+    import importlib.util
+    import unicodedata
+
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{sys.version}|{unicodedata.unidata_version}|{pl.__version__}".encode())
+    spec = importlib.util.find_spec("profanity_check")  # the package, without importing it (that loads sklearn)
+    data = Path(spec.origin).parent / "data" if spec and spec.origin else None
+    for name in ("vectorizer.joblib", "model.joblib"):
+        digest.update((data / name).read_bytes() if data and (data / name).exists() else b"-")
+    return digest.hexdigest()[:24]
+
+
+@lru_cache(maxsize=1)
+def _bundle() -> dict:
+    path = cache_dir() / f"profanity-{_fingerprint()}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError):
+        pass
+    model = _linear_tfidf()
+    bundle = {"word": np.array(_python_word_class()), "mismatch": np.array(_lowercase_mismatch_class()),
+              "lowers": np.array(_python_lowers_class()), "supported": np.array(model is not None)}
+    if model is not None:
+        bundle.update(terms=np.array(model.vocab["t"].to_list()), cols=model.vocab["col"].to_numpy(), idf=model.idf,
+                      coef=model.coef, intercept=model.intercept, a=model.a, b=model.b)
+    try:  # atomic: a concurrent step reads the old file or the whole new one
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **bundle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: rebuilt per process, as before
+    return bundle
+
+
+def python_word_class() -> str:
+    return str(_bundle()["word"])
+
+
+def lowercase_mismatch_class() -> str:
+    return str(_bundle()["mismatch"])
+
+
+def python_lowers_class() -> str:
+    return str(_bundle()["lowers"])
+
+
+@lru_cache(maxsize=1)
+def linear_tfidf() -> LinearTfidf | None:
+    b = _bundle()
+    if not bool(b["supported"]):
+        return None
+    return LinearTfidf(vocab=pl.DataFrame({"t": b["terms"].tolist(), "col": b["cols"]},
+                                          schema={"t": pl.Utf8, "col": pl.Int64}),
+                       idf=b["idf"], coef=b["coef"], intercept=b["intercept"], a=b["a"], b=b["b"])

