@@ -22,12 +22,12 @@ def graph_shape(defs) -> dict:
             "kinds": sorted(node.kinds),
         }
     checks = {}
-    for checks_def in defs.asset_checks:
-        for spec in checks_def.check_specs:
-            checks[f"{spec.asset_key.to_user_string()}.{spec.name}"] = {
-                "blocking": spec.blocking,
-                "partitioned": spec.partitions_def is not None,
-            }
+    for key in graph.asset_check_keys:  # standalone checks and check specs evaluated in their asset's step
+        checks[f"{key.asset_key.to_user_string()}.{key.name}"] = {
+            "blocking": graph.get(key).blocking,
+            "partitioned": graph.get(key).partitions_def is not None,
+            "in_asset_step": key in graph.get(key.asset_key).assets_def.check_keys,
+        }
     jobs = {}
     for name in ("curate_partition", "train_and_evaluate"):
         job = defs.resolve_job_def(name)

@@ -37,7 +37,7 @@ def test_partitions_are_source_by_day(tmp_path):
     assert defs.resolve_assets_def("dataset_splits").partitions_def is None
 
 
-def test_every_warehouse_asset_and_check_shares_the_single_writer_pool(tmp_path):
+def test_every_warehouse_asset_and_check_declares_the_warehouse_pool(tmp_path):
     defs = make_definitions(tmp_path)
     graph = defs.resolve_asset_graph()
     opens_duckdb = [k for k in graph.get_all_asset_keys() if "duckdb" in graph.get(k).assets_def.required_resource_keys]
@@ -50,7 +50,15 @@ def test_every_warehouse_asset_and_check_shares_the_single_writer_pool(tmp_path)
         else:
             assert checks_def.node_def.pool is None, checks_def.node_def.name
     names = {c.node_def.name for c in defs.asset_checks if "duckdb" in c.required_resource_keys}
-    assert len(names) == 12, sorted(names)  # every check of the curation stages and of the judge
+    assert len(names) == 5, sorted(names)  # the datasets' checks and the judge's
+    # the seven checks of a source x day partition run inside the step that wrote it, on its connection
+    in_steps = {(k.asset_key.path[-1], k.name) for key in opens_duckdb for k in graph.get(key).assets_def.check_keys}
+    assert in_steps == {("raw_examples", "required_fields_present"), ("filtered_examples", "language_share"),
+                        ("filtered_examples", "rejection_rate_within_trailing_week"),
+                        ("filtered_examples", "toxicity_share_below_threshold"),
+                        ("deduplicated_examples", "no_exact_duplicates_within_partition"),
+                        ("scored_examples", "mean_quality_above_threshold"),
+                        ("scored_examples", "every_example_accounted_for")}
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):
@@ -62,9 +70,10 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
     assert "passed validation" in out.stdout + out.stderr
 
 
-def test_instance_config_limits_the_warehouse_pool_to_one(tmp_path):
+def test_instance_config_leaves_the_warehouse_to_its_file_lock(tmp_path):
+    """Four runs at once; no pool limit: warehouse_lock.py serializes the DuckDB sessions themselves."""
     (tmp_path / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         config = instance.get_concurrency_config()
-        assert config.pool_config.default_pool_limit == 1
+        assert config.pool_config.default_pool_limit is None
         assert config.run_queue_config.max_concurrent_runs == 4

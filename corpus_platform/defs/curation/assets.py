@@ -2,7 +2,7 @@
 runs a plain-Python unit (corpus_platform.curation.*), and replaces its own partition and its
 decision rows in one transaction."""
 
-from typing import Callable
+from typing import Any, Callable
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -10,12 +10,13 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
-from corpus_platform.curation.global_dedup import index_partition, resolve_clusters
+from corpus_platform.curation.global_dedup import commit_partition, prepare_partition, resolve_clusters
 from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
 from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows, empty_decisions
 from corpus_platform.curation.judge import judge_client, judge_frame
 from corpus_platform.curation.report import build_report
+from corpus_platform.defs.curation import partition_checks
 from corpus_platform.defs.curation.resources import JUDGE_ENV, CurationSettings, LLMJudge
 from corpus_platform.defs.ingest.assets import raw_examples
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
@@ -24,7 +25,8 @@ from corpus_platform.schema import EXAMPLE_SCHEMA
 from corpus_platform.warehouse import query, read_partition, replace_rows
 
 # (kept rows, decision rows[, further (table, rows, where, params) replacements in the same transaction])
-Compute = Callable[[pl.DataFrame, duckdb_lib.DuckDBPyConnection], tuple]
+Prepare = Callable[[pl.DataFrame], Any]  # outside the warehouse lock
+Commit = Callable[[Any, duckdb_lib.DuckDBPyConnection], tuple]  # (kept, decisions[, extra writes]) inside it
 
 
 def _decision_summary(decisions: pl.DataFrame) -> str:
@@ -33,17 +35,25 @@ def _decision_summary(decisions: pl.DataFrame) -> str:
     return "\n".join(["| decision | rule | examples |", "|---|---|---|", *rows])
 
 
-def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, stage: str, compute: Compute,
+def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, stage: str, prepare: Prepare,
+               curation: CurationSettings, commit: Commit | None = None,
                extra_metadata: Callable[[pl.DataFrame], dict] | None = None) -> dg.MaterializeResult:
+    """Read the upstream partition (one warehouse session), `prepare` the result without the warehouse (other
+    steps use the file meanwhile), then in a second session `commit` what must read the warehouse (dedup's
+    index lookups), replace the partition and its decisions in one transaction, and evaluate the partition's
+    checks (partition_checks.py) on what was written."""
     day, source = partition_of(context)
     with warehouse(duckdb) as con:
         incoming = read_partition(con, upstream, day, source)
-        kept, decisions, *extra = compute(incoming, con)
+    prepared = prepare(incoming)
+    with warehouse(duckdb) as con:
+        kept, decisions, *extra = commit(prepared, con) if commit else prepared
         replace_rows(con, [
             (table, kept, "date = ? AND source = ?", [day, source]),
             ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
             *(extra[0] if extra else []),
         ])
+        check_results = partition_checks.evaluate(table, con, day, source, curation)
     dropped = incoming.height - kept.height
     context.log.info(f"{stage} {source} {day}: {incoming.height} in, {kept.height} kept, {dropped} dropped")
     metadata = {
@@ -53,27 +63,27 @@ def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, st
         "decisions": dg.MetadataValue.md(_decision_summary(decisions)),
     }
     metadata.update(extra_metadata(kept) if extra_metadata else {})
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 _partitioned = dict(partitions_def=corpus_partitions, group_name="curation", pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"})
 
 
-@dg.asset(deps=[raw_examples], description="Normalized examples, PII masked, that pass the filters of their source's profile.", **_partitioned)
+@dg.asset(deps=[raw_examples], description="Normalized examples, PII masked, that pass the filters of their source's profile.", check_specs=partition_checks.specs("filtered_examples"), **_partitioned)
 def filtered_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     settings, (_, source), stats = curation.filter_stage(), partition_of(context), {}
-    return _run_stage(context, duckdb, upstream="raw_examples", table="filtered_examples", stage="filter",
-                      compute=lambda df, con: run_filter_stage(df.select(list(EXAMPLE_SCHEMA)), source, settings, stats),
+    return _run_stage(context, duckdb, upstream="raw_examples", table="filtered_examples", stage="filter", curation=curation,
+                      prepare=lambda df: run_filter_stage(df.select(list(EXAMPLE_SCHEMA)), source, settings, stats),
                       extra_metadata=lambda kept: stats_metadata(stats))
 
 
-@dg.asset(deps=[filtered_examples], description="Exact duplicates removed within the day; the survivors' MinHash band keys indexed, and their exact and near-duplicate pairs with every other partition found through the index and verified (resolved globally by duplicate_clusters).", **_partitioned)
+@dg.asset(deps=[filtered_examples], description="Exact duplicates removed within the day; the survivors' MinHash band keys indexed, and their exact and near-duplicate pairs with every other partition found through the index and verified (resolved globally by duplicate_clusters).", check_specs=partition_checks.specs("deduplicated_examples"), **_partitioned)
 def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     day, source = partition_of(context)
     settings, stats = curation.dedup(), {}
 
-    def compute(df: pl.DataFrame, con) -> tuple:
-        result = index_partition(df, con, day, source, settings)
+    def commit(prepared, con) -> tuple:
+        result = commit_partition(prepared, con)
         stats.update(result.stats)
         touches = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
         return result.kept, result.decisions, [
@@ -82,17 +92,18 @@ def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResou
             ("example_embeddings", result.embeddings, "date = ? AND source = ?", [day, source]),
         ]
 
-    return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup",
-                      compute=compute, extra_metadata=lambda kept: {f"dedup_{k}": v for k, v in stats.items()})
+    return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup", curation=curation,
+                      prepare=lambda df: prepare_partition(df, day, source, settings), commit=commit,
+                      extra_metadata=lambda kept: {f"dedup_{k}": v for k, v in stats.items()})
 
 
-@dg.asset(deps=[deduplicated_examples], description="Heuristic quality score 1-10 with its components; examples below min_quality are rejected.", **_partitioned)
+@dg.asset(deps=[deduplicated_examples], description="Heuristic quality score 1-10 with its components; examples below min_quality are rejected.", check_specs=partition_checks.specs("scored_examples"), **_partitioned)
 def scored_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     settings = curation.scoring()
 
     return _run_stage(
-        context, duckdb, upstream="deduplicated_examples", table="scored_examples", stage="score",
-        compute=lambda df, con: score_examples(df, settings),
+        context, duckdb, upstream="deduplicated_examples", table="scored_examples", stage="score", curation=curation,
+        prepare=lambda df: score_examples(df, settings),
         extra_metadata=lambda kept: {"mean_quality": float(kept["quality_score"].mean() or 0.0)},
     )
 

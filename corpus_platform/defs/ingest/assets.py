@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from corpus_platform.defs.curation import partition_checks
 from corpus_platform.defs.ingest.resources import RedditResource, SyntheticResource, TwitterResource, YouTubeResource
 from corpus_platform.defs.partitions import WAREHOUSE_POOL, corpus_partitions, partition_of
 from corpus_platform.defs.resources import CorpusHome, warehouse
@@ -28,6 +29,7 @@ def _reason_table(quarantine: pl.DataFrame) -> str:
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "polars"},
     description="Canonical examples of one source and day; unreadable input goes to corpus.quarantine.",
+    check_specs=partition_checks.specs("raw_examples"),
 )
 def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corpus_home: CorpusHome,
                  reddit: RedditResource, youtube: YouTubeResource, twitter: TwitterResource,
@@ -48,6 +50,7 @@ def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corp
     with warehouse(duckdb) as con:
         examples = batch.examples.with_columns(pl.lit(context.run_id).alias("ingest_run_id"))  # sql/003
         replace_rows(con, [("raw_examples", examples, where, params), ("quarantine", batch.quarantine, where, params)])
+        check_results = partition_checks.evaluate("raw_examples", con, day, source, None)
     context.log.info(f"{source} {day}: {batch.examples.height} examples, {batch.quarantine.height} quarantined")
     return dg.MaterializeResult(
         metadata={
@@ -56,5 +59,6 @@ def raw_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, corp
             "files": len(batch.files),
             "quarantine_reasons": dg.MetadataValue.md(_reason_table(batch.quarantine)),
             **extra,
-        }
+        },
+        check_results=check_results,
     )

@@ -11,14 +11,14 @@ newest scored event counted, so the same data never triggers twice."""
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from corpus_platform.defs.curation import checks as curation_checks
+from corpus_platform.defs.curation import checks as curation_checks, partition_checks
 from corpus_platform.defs.curation.assets import dataset_splits, scored_examples
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.defs.operations.jobs import train_and_evaluate_job
 from corpus_platform.defs.training.assets import lora_adapter
 from corpus_platform.defs.training.resources import TrainingSettings
 
-SCORED_CHECKS = [curation_checks.mean_quality_above_threshold, curation_checks.every_example_accounted_for]
+SCORED_CHECKS = partition_checks.check_keys("scored_examples")  # keys, not check definitions: they run in the asset's step
 SPLIT_CHECKS = [curation_checks.no_split_leakage, curation_checks.minimum_rows_per_split]
 
 
@@ -81,7 +81,7 @@ def split_rows(instance: dg.DagsterInstance, partitions: dict[str, tuple[int, in
 def readiness(instance: dg.DagsterInstance, partitions: dict[str, tuple[int, int]], curation: CurationSettings
               ) -> tuple[list[str], dict[str, int], str]:
     """(problems, split rows, their source); no problems = ready to train."""
-    problems = _not_green(instance, _check_keys(SCORED_CHECKS))
+    problems = _not_green(instance, SCORED_CHECKS)
     rows, source = split_rows(instance, partitions, curation)
     if source == "dataset_splits":  # the splits are current: their checks speak for this data
         problems += _not_green(instance, _check_keys(SPLIT_CHECKS))
