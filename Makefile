@@ -28,9 +28,12 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # The instance config is the top-level dagster.yaml; DAGSTER_HOME under CORPUS_HOME links to it.
+# The instance's SQLite storages are created here, once: `make ui` starts a daemon and a webserver together,
+# and two processes creating them at the same moment can both stamp the schema ("more than one head").
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -c "import dagster as dg; dg.DagsterInstance.get().dispose()"
 
 demo: install dagster-home
 	$(BIN)/python -m corpus_platform.demo
