@@ -7,15 +7,14 @@ written in the session that looked the index up. The pairs must be those of a se
 from __future__ import annotations
 
 import random
-from contextlib import contextmanager
 from datetime import date, datetime
 
-import duckdb
 import polars as pl
 
 from corpus_platform.curation.global_dedup import DedupSettings, commit_partition, index_partition, prepare_partition
 from corpus_platform.schema import examples_frame, make_example
-from corpus_platform.warehouse import migrate, query, replace_rows
+from corpus_platform.warehouse import query, replace_rows
+from corpus_platform_tests.curation.test_dedup import warehouse  # an in-memory migrated warehouse
 
 AT = datetime(2026, 1, 3, 9, 0)
 DAYS = (date(2026, 1, 2), date(2026, 1, 3))
@@ -46,16 +45,6 @@ def corpus() -> dict[date, pl.DataFrame]:
                                          {"role": "assistant", "content": " ".join(w)}])
                   for i, w in enumerate(ws)] for day, ws in docs.items()}
     return {day: examples_frame(r) for day, r in rows.items()}
-
-
-@contextmanager
-def warehouse():
-    con = duckdb.connect(":memory:")
-    migrate(con)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def write(con, day, result) -> None:

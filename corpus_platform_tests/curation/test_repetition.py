@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from corpus_platform.curation.repetition import repetition_stats
+from corpus_platform_tests.curation.test_filters_quality import ref_dup  # datatrove's greedy duplicate n-gram chars
 
 VOCAB = ["cat", "sat", "on", "the", "mat", "dog", ",", ".", "up"]
 
@@ -22,19 +23,6 @@ def ref_top(words: list[str], n: int) -> int:
         return 0
     gram, k = grams.most_common(1)[0]  # most_common is stable: ties keep first-seen order
     return len(gram) * k if k >= 2 else 0
-
-
-def ref_dup(words: list[str], n: int) -> int:
-    """datatrove's greedy duplicate n-gram characters."""
-    seen, chars, i = set(), 0, 0
-    while i < len(words) - n + 1:
-        gram = "".join(words[i:i + n])
-        if gram in seen:
-            chars, i = chars + len(gram), i + n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
 
 
 def texts(seed: int) -> list[str]:
