@@ -148,11 +148,15 @@ def prepare_partition(df: pl.DataFrame, day, source: str, settings: DedupSetting
     """The part of a partition's dedup that reads no other partition (exact dedup within it, shingles,
     signatures, band keys, verified pairs within it): the bulk of the work, done without the warehouse
     so that other processes can use the warehouse meanwhile."""
-    hashed = sort_by_keep_rule(keep_rule_columns(with_content_hash(df)))
-    hashed = hashed.with_columns(pl.col("example_id").first().over("content_hash").alias("_keeper"))
+    hashed = with_content_hash(df)
+    # The keep rule (a quality score, half of this function's time if computed for every row) only decides
+    # among rows that share a content hash; every other row is its hash's only example, hence kept.
+    shared = pl.col("content_hash").is_duplicated()
+    ranked = sort_by_keep_rule(keep_rule_columns(hashed.filter(shared)))
+    ranked = ranked.with_columns(pl.col("example_id").first().over("content_hash").alias("_keeper"))
     is_keeper = pl.col("example_id") == pl.col("_keeper")
-    kept = hashed.filter(is_keeper).sort("example_id")
-    dups = hashed.filter(~is_keeper)
+    kept = pl.concat([hashed.filter(~shared), ranked.filter(is_keeper).select(hashed.columns)]).sort("example_id")
+    dups = ranked.filter(~is_keeper)
     decisions = pl.concat([
         decision_rows(kept, stage="dedup", decision=KEPT),
         decision_rows(dups, stage="dedup", decision=DUPLICATE, rule=pl.lit("exact_sha256"), score=1.0, threshold=1.0,
