@@ -38,6 +38,9 @@ PARTITION_STAGES = ("filter", "dedup", "score")
 PARTS = ("wait_s", "read_s", "compute_s", "index_s", "write_s")
 PARTITION = "date = ? AND source = ?"
 TOUCHES = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
+# DuckDB's buffer pool defaults to 80 % of the machine's memory and keeps what a session read; two workers
+# each caching the band index and the partitions they read passed 2 GB together at 1M. A cap makes it evict.
+DUCKDB_CONFIG = {"memory_limit": "256MB"}
 
 
 def peak_rss_mb() -> float:
@@ -72,7 +75,7 @@ def session(db: str, marks: Marks, stage: str):
     checkpoint and close. The main process migrated it once (the Dagster resource does too)."""
     with warehouse_lock(db):
         marks.mark(stage, "wait_s")
-        con = duckdb.connect(db)
+        con = duckdb.connect(db, config=DUCKDB_CONFIG)
         try:
             yield con
         finally:
