@@ -20,13 +20,14 @@ import logging
 import re
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import polars as pl
 
+from corpus_platform.calls import call_all
 from corpus_platform.schema import utcnow
 from corpus_platform.sources.policy import BackoffPolicy, RateLimiter, RetriesExhausted, retry
 from corpus_platform.sources.synthetic import _classify as classify_openai_error  # one classification of openai errors
@@ -432,29 +433,11 @@ def judge_frame(con: "duckdb.DuckDBPyConnection", df: pl.DataFrame, settings: Ju
             unavailable = JudgeUnavailable(f"judge endpoint failed {failures['in_a_row']} conversations in a row "
                                            f"(last: {failures['last']}); stopping")
 
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=max(1, settings.max_concurrency), thread_name_prefix="judge")
-        futures = {pool.submit(work, h): h for h in todo}
-        done: set[Future] = set()
-        try:
-            for fut in as_completed(futures):
-                done.add(fut)
-                record(futures[fut], fut)
-                if unavailable is not None:
-                    break
-        finally:
-            stop.set()  # whatever ended the loop (a stop, an interrupt), send nothing new
-            for fut in futures:  # stop what has not started; keep every answer already being paid for
-                fut.cancel()
-            for fut in futures:
-                if fut not in done and not fut.cancelled():
-                    done.add(fut)
-                    try:
-                        record(futures[fut], fut)
-                    except Exception:  # noqa: BLE001 - already unwinding; the first error propagates
-                        pass
-            pool.shutdown(wait=True)
-            flush(force=True)
+    try:
+        call_all(todo, work, record, workers=settings.max_concurrency, name="judge",
+                 stopped=lambda: unavailable is not None, on_stop=stop.set)  # on the way out, send nothing new
+    finally:
+        flush(force=True)
     stats["requests"] += stats["retries"]
     stats["cost_usd_this_run"] = float(run_cost)
     stats["cost_usd_total"] = _total_cost(con, settings, hashes)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import polars as pl
 
+from corpus_platform.calls import call_all
 from corpus_platform.curation.hashing import sha256_hex
 from corpus_platform.curation.judge import JudgeSettings, judge_client, judge_frame
 from corpus_platform.curation.normalize import conversation_text, normalize_messages
@@ -306,28 +307,10 @@ def _ask_online(con, todo: pl.DataFrame, prior: dict[tuple, dict], settings: Dis
             log.warning(f"teacher {teacher.name} {pair['instruction_hash'][:12]}: {answer.error}")
         writer.add(row, line)
 
-    pairs = todo.to_dicts()
-    if not pairs:
-        return
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="teacher")
-    futures = {pool.submit(work, p): p for p in pairs}
-    done: set[Future] = set()
     try:
-        for fut in as_completed(futures):
-            done.add(fut)
-            record(futures[fut], fut)
-            if unavailable is not None:
-                break
+        call_all(todo.to_dicts(), work, record, workers=settings.concurrency, name="teacher",
+                 stopped=lambda: unavailable is not None)
     finally:
-        for fut in futures:  # stop what has not started; keep every answer already being paid for
-            fut.cancel()
-        for fut in futures:
-            if fut not in done and not fut.cancelled():
-                try:
-                    record(futures[fut], fut)
-                except Exception:  # noqa: BLE001 - already unwinding; the first error propagates
-                    pass
-        pool.shutdown(wait=True)
         writer.flush()
     if unavailable is not None:
         raise unavailable
