@@ -30,7 +30,7 @@ import polars as pl
 from corpus_platform.calls import call_all
 from corpus_platform.schema import utcnow
 from corpus_platform.sources.policy import BackoffPolicy, RateLimiter, RetriesExhausted, retry
-from corpus_platform.sources.synthetic import _classify as classify_openai_error  # one classification of openai errors
+from corpus_platform.sources.synthetic import classify_openai_error  # one classification of openai errors
 
 if TYPE_CHECKING:
     import duckdb

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import polars as pl
 
 from corpus_platform.sources.policy import BackoffPolicy, RateLimiter, RetriesExhausted, retry
-from corpus_platform.sources.synthetic import _classify as classify_openai_error  # one classification of openai errors
+from corpus_platform.sources.synthetic import classify_openai_error  # one classification of openai errors
 
 if TYPE_CHECKING:
     import openai

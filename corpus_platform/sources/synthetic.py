@@ -139,7 +139,7 @@ def _retry_after(exc: Any) -> float | None:
             return None
 
 
-def _classify(exc: Exception) -> Retryable | None:
+def classify_openai_error(exc: Exception) -> Retryable | None:
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
@@ -223,12 +223,12 @@ def fetch_synthetic(config: SyntheticConfig, day: date, state: PartitionState, *
             return json.loads(raw.text), raw.headers.get("x-request-id")
 
         def on_retry(n: int, exc: Exception, delay: float, job: Job = job) -> None:
-            log.warning(f"synthetic {job.key} attempt {n} failed ({_classify(exc) or type(exc).__name__}); "
+            log.warning(f"synthetic {job.key} attempt {n} failed ({classify_openai_error(exc) or type(exc).__name__}); "
                         f"retrying in {delay:.1f}s")
 
         failure: Exception | None = None
         try:
-            body, request_id = retry(attempt, config.backoff, classify=_classify, limiter=limiter, sleep=sleep,
+            body, request_id = retry(attempt, config.backoff, classify=classify_openai_error, limiter=limiter, sleep=sleep,
                                      on_retry=on_retry)
         except RetriesExhausted as exc:
             if isinstance(exc.__cause__, json.JSONDecodeError):  # not spooled: the next run asks again
