@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--dagster-n", type=int, default=None, help="N for the Dagster run (default: --n, at most 100,000)")
     ap.add_argument("--workers", type=int, default=2, help="processes running partitions in library mode")
+    ap.add_argument("--merge", action="store_true",
+                    help="re-run only --modes and keep the entry's other runs (e.g. the full rebuild again on a quieter machine)")
     ap.add_argument("--table-only", action="store_true", help="rewrite pipeline.md from pipeline.json and exit")
     args = ap.parse_args(argv)
     if args.table_only:
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     key = str(args.n) if args.days == 10 else f"{args.n}-{args.days}d"  # results keep one entry per (N, days)
     out = WORK / f"pipeline-{key}"
+    path = RESULTS / "pipeline.json"
+    data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    if args.merge and key in data["runs"] and out.exists():
+        return merge(args, key, out, data)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -142,11 +148,34 @@ def main(argv: list[str] | None = None) -> int:
         entry["identical"] = compare(out)
     if "incremental" in entry and "serial" in entry:  # the same run on one worker: the same outputs
         entry["identical_serial"] = compare(out, "incremental", "serial")
+    return finish(args, key, entry, out, data)
+
+
+def merge(args, key: str, out: Path, data: dict) -> int:
+    """Re-run some modes of an entry with the code snapshot it ran (out/src), keeping its other runs."""
+    entry = data["runs"][key]
+    src = out / "src"
+    for mode in [m for m in args.modes.split(",") if m]:
+        if mode == "dagster":
+            raise SystemExit("--merge re-runs incremental, full or serial only")
+        shutil.rmtree(out / f"home-{mode}", ignore_errors=True)
+        shutil.rmtree(out / mode, ignore_errors=True)
+        entry[mode] = run_mode(mode, args.n, args.days, out, src, args.workers)
+        entry[mode]["rerun"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entry.pop("identical", None)
+    entry.pop("identical_serial", None)
+    if "incremental" in entry and "full" in entry:
+        entry["identical"] = compare(out)
+    if "incremental" in entry and "serial" in entry:
+        entry["identical_serial"] = compare(out, "incremental", "serial")
+    return finish(args, key, entry, out, data)
+
+
+def finish(args, key: str, entry: dict, out: Path, data: dict) -> int:
     entry["targets"] = targets(entry)
     entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "pipeline.json"
-    data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     data["runs"][key] = entry
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     table = write_table(data, RESULTS / "pipeline.md")
