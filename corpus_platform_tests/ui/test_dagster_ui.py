@@ -167,9 +167,16 @@ def test_global_asset_lineage_shows_every_asset(page, ui):
         name = node.inner_text()
         if "…" in name:  # middle-truncated at this zoom: the full key is in the node's tooltip
             head, tail = name.split("…")
-            node.hover()
             tooltip = page.get_by_role("tooltip").filter(has_text=re.compile(f"^{re.escape(head)}.+{re.escape(tail)}$"))
-            expect(tooltip).to_have_count(1)
+            for attempt in range(3):  # a popup dismissed mid-hover (the community banner) can swallow the hover
+                node.hover()
+                try:
+                    expect(tooltip).to_have_count(1, timeout=4000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+                    page.mouse.move(0, 0)
             name = tooltip.inner_text()
             page.keyboard.press("Escape")
         shown.add(name)
