@@ -46,11 +46,8 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium is not installed at $(CORPUS_CHROMIUM): the browser tests will skip"; }
 
-# Two workers: the 14-day backfill test (~9 min, mostly waiting on run and step start-up, under one core on
-# average) runs first on one while the other takes the rest of the suite (conftest.py orders it; worksteal
-# hands its queued tests to the idle worker).
 test: install browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ui: install dagster-home
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

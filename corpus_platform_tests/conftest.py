@@ -79,9 +79,3 @@ def tracked_adapter(tiny_model_dir, tmp_path_factory):
     metrics = train_lora(tiny_model_dir, train, val, out, config, lineage=lineage,
                          tracking=WandbSettings(dir=str(root / "wandb"), project="corpus-tests", mode="offline"))
     return {"out": out, "metrics": metrics, "train": train, "val": val, "root": root, "config": config}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `first` (the 14-day backfill) run before the rest: with `make test`'s two workers the
-    other worker takes the rest of the suite meanwhile."""
-    items.sort(key=lambda item: item.get_closest_marker("first") is None)  # stable: the rest keep their order

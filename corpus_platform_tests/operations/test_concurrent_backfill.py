@@ -22,7 +22,6 @@ import time
 from collections import Counter
 
 import dagster as dg
-import pytest
 import yaml
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
@@ -86,7 +85,6 @@ def step_intervals(instance: dg.DagsterInstance, run_id: str) -> tuple[list[tupl
     return spans, workers, failed
 
 
-@pytest.mark.first
 def test_backfill_of_every_source_and_day_through_the_daemon_matches_a_serial_run(tmp_path, monkeypatch):
     day_list = h.days(DAYS)
     keys = [f"{d}|{s}" for d in day_list for s in SOURCES]
