@@ -27,7 +27,8 @@ from pathlib import Path
 import duckdb
 
 from corpus_platform.curation.filter_stage import run_filter_stage
-from corpus_platform.curation.global_dedup import commit_partition, prepare_partition
+from corpus_platform.curation.decisions import stage_writes
+from corpus_platform.curation.global_dedup import commit_partition, index_writes, prepare_partition
 from corpus_platform.curation.scoring import score_examples
 from corpus_platform.defs.curation.resources import CurationSettings
 from corpus_platform.schema import EXAMPLE_SCHEMA
@@ -36,8 +37,6 @@ from corpus_platform.warehouse_lock import warehouse_lock
 
 PARTITION_STAGES = ("filter", "dedup", "score")
 PARTS = ("wait_s", "read_s", "compute_s", "index_s", "write_s")
-PARTITION = "date = ? AND source = ?"
-TOUCHES = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
 # DuckDB's buffer pool defaults to 80 % of the machine's memory and keeps what a session read; two workers
 # each caching the band index and the partitions they read passed 2 GB together at 1M. A cap makes it evict.
 DUCKDB_CONFIG = {"memory_limit": "256MB"}
@@ -89,8 +88,7 @@ def _settings():
 
 
 def _write(con, stage: str, table: str, kept, decisions, day, source, extra=()) -> None:
-    replace_rows(con, [(table, kept, PARTITION, [day, source]),
-                       ("decisions", decisions, f"stage = ? AND {PARTITION}", [stage, day, source]), *extra])
+    replace_rows(con, [*stage_writes(table, stage, kept, decisions, day, source), *extra])
     con.execute("CHECKPOINT")  # what closing the connection would do, charged to the write
 
 
@@ -121,10 +119,7 @@ def partition_task(db: str, day, source: str) -> dict:
     with session(db, m, "dedup") as con:
         r = commit_partition(prepared, con)  # reads the other partitions: under the lock, written with it
         m.mark("dedup", "index_s")
-        _write(con, "dedup", "deduplicated_examples", r.kept, r.decisions, day, source, [
-            ("minhash_bands", r.bands, PARTITION, [day, source]),
-            ("near_duplicate_pairs", r.pairs, TOUCHES, [day, source, day, source]),
-            ("example_embeddings", r.embeddings, PARTITION, [day, source])])
+        _write(con, "dedup", "deduplicated_examples", r.kept, r.decisions, day, source, index_writes(r, day, source))
         m.mark("dedup", "write_s")
         incoming = read_partition(con, "deduplicated_examples", day, source)
     m.mark("score", "read_s")

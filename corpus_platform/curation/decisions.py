@@ -53,3 +53,13 @@ def decision_rows(
 
 def empty_decisions() -> pl.DataFrame:
     return pl.DataFrame(schema=DECISION_SCHEMA)
+
+
+PARTITION = "date = ? AND source = ?"
+
+
+def stage_writes(table: str, stage: str, kept: pl.DataFrame, decisions: pl.DataFrame, day, source: str) -> list[tuple]:
+    """`replace_rows` specs of a partition stage: its table's partition and the stage's decisions for it,
+    replaced in one transaction (what the assets and the pipeline benchmark write)."""
+    return [(table, kept, PARTITION, [day, source]),
+            ("decisions", decisions, f"stage = ? AND {PARTITION}", [stage, day, source])]

@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from corpus_platform.curation.decisions import DUPLICATE, KEPT, decision_rows
+from corpus_platform.curation.decisions import DUPLICATE, KEPT, PARTITION, decision_rows
 from corpus_platform.curation.dedup import with_content_hash
 from corpus_platform.curation.minhash import MinHasher, band_keys, candidate_pairs, jaccard_pairs, shingle_hashes
 from corpus_platform.curation.near_dedup import choose_bands, normalized
@@ -106,6 +106,17 @@ class IndexResult:
     pairs: pl.DataFrame
     stats: dict
     embeddings: pl.DataFrame
+
+
+TOUCHES = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"  # a pair with one end in the partition
+
+
+def index_writes(result: IndexResult, day, source: str) -> list[tuple]:
+    """`replace_rows` specs of what a partition adds to the index (bands, pairs touching it, embeddings): written
+    in the session of `commit_partition`, with the partition itself."""
+    return [("minhash_bands", result.bands, PARTITION, [day, source]),
+            ("near_duplicate_pairs", result.pairs, TOUCHES, [day, source, day, source]),
+            ("example_embeddings", result.embeddings, PARTITION, [day, source])]
 
 
 def _node_frame(df: pl.DataFrame, prefix: str) -> pl.DataFrame:

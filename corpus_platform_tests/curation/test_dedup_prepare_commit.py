@@ -11,14 +11,15 @@ from datetime import date, datetime
 
 import polars as pl
 
-from corpus_platform.curation.global_dedup import DedupSettings, commit_partition, index_partition, prepare_partition
+from corpus_platform.curation.decisions import stage_writes
+from corpus_platform.curation.global_dedup import (DedupSettings, commit_partition, index_partition, index_writes,
+                                                  prepare_partition)
 from corpus_platform.schema import examples_frame, make_example
 from corpus_platform.warehouse import query, replace_rows
 from corpus_platform_tests.curation.test_dedup import warehouse  # an in-memory migrated warehouse
 
 AT = datetime(2026, 1, 3, 9, 0)
 DAYS = (date(2026, 1, 2), date(2026, 1, 3))
-TOUCHES = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
 
 
 def corpus() -> dict[date, pl.DataFrame]:
@@ -48,9 +49,8 @@ def corpus() -> dict[date, pl.DataFrame]:
 
 
 def write(con, day, result) -> None:
-    replace_rows(con, [("deduplicated_examples", result.kept, "date = ? AND source = ?", [day, "public"]),
-                       ("minhash_bands", result.bands, "date = ? AND source = ?", [day, "public"]),
-                       ("near_duplicate_pairs", result.pairs, TOUCHES, [day, "public", day, "public"])])
+    replace_rows(con, [*stage_writes("deduplicated_examples", "dedup", result.kept, result.decisions, day, "public"),
+                       *index_writes(result, day, "public")])
 
 
 def pairs(con) -> list[tuple]:

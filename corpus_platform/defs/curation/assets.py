@@ -10,10 +10,10 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
-from corpus_platform.curation.global_dedup import commit_partition, prepare_partition, resolve_clusters
+from corpus_platform.curation.global_dedup import commit_partition, index_writes, prepare_partition, resolve_clusters
 from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
-from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows, empty_decisions
+from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows, empty_decisions, stage_writes
 from corpus_platform.curation.judge import judge_client, judge_frame
 from corpus_platform.curation.report import build_report
 from corpus_platform.defs.curation import partition_checks
@@ -48,11 +48,7 @@ def _run_stage(context, duckdb: DuckDBResource, *, upstream: str, table: str, st
     prepared = prepare(incoming)
     with warehouse(duckdb) as con:
         kept, decisions, *extra = commit(prepared, con) if commit else prepared
-        replace_rows(con, [
-            (table, kept, "date = ? AND source = ?", [day, source]),
-            ("decisions", decisions, "stage = ? AND date = ? AND source = ?", [stage, day, source]),
-            *(extra[0] if extra else []),
-        ])
+        replace_rows(con, [*stage_writes(table, stage, kept, decisions, day, source), *(extra[0] if extra else [])])
         check_results = partition_checks.evaluate(table, con, day, source, curation)
     dropped = incoming.height - kept.height
     context.log.info(f"{stage} {source} {day}: {incoming.height} in, {kept.height} kept, {dropped} dropped")
@@ -85,12 +81,7 @@ def deduplicated_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResou
     def commit(prepared, con) -> tuple:
         result = commit_partition(prepared, con)
         stats.update(result.stats)
-        touches = "(date_a = ? AND source_a = ?) OR (date_b = ? AND source_b = ?)"
-        return result.kept, result.decisions, [
-            ("minhash_bands", result.bands, "date = ? AND source = ?", [day, source]),
-            ("near_duplicate_pairs", result.pairs, touches, [day, source, day, source]),
-            ("example_embeddings", result.embeddings, "date = ? AND source = ?", [day, source]),
-        ]
+        return result.kept, result.decisions, index_writes(result, day, source)
 
     return _run_stage(context, duckdb, upstream="filtered_examples", table="deduplicated_examples", stage="dedup", curation=curation,
                       prepare=lambda df: prepare_partition(df, day, source, settings), commit=commit,
