@@ -171,19 +171,13 @@ SELECT count(*), count(*) FILTER (WHERE fb IS NOT NULL AND json_type(fb) <> 'NUL
 
 
 def _warehouse_counts(path: Path, source: str) -> dict[str, Any]:
-    import duckdb
+    from corpus_platform.warehouse import connect
 
-    from corpus_platform.warehouse_lock import warehouse_lock
-
-    with warehouse_lock(path):  # waits for a run's session instead of failing on DuckDB's file lock
-        con = duckdb.connect(str(path), read_only=True)
-        try:
-            total, with_fb, positive = con.execute(WAREHOUSE_SQL, [source, POSITIVE]).fetchone()
-            days = con.execute("SELECT count(DISTINCT date) FROM corpus.raw_examples WHERE source = ?", [source]).fetchone()[0]
-            curated, mean_q = con.execute(
-                "SELECT count(*), avg(quality_score) FROM corpus.scored_examples WHERE source = ?", [source]).fetchone()
-        finally:
-            con.close()
+    with connect(path, read_only=True) as con:  # waits for a run's session instead of failing on DuckDB's lock
+        total, with_fb, positive = con.execute(WAREHOUSE_SQL, [source, POSITIVE]).fetchone()
+        days = con.execute("SELECT count(DISTINCT date) FROM corpus.raw_examples WHERE source = ?", [source]).fetchone()[0]
+        curated, mean_q = con.execute(
+            "SELECT count(*), avg(quality_score) FROM corpus.scored_examples WHERE source = ?", [source]).fetchone()
     return {"total_interactions": total, "with_feedback": with_fb, "positive_feedback": positive, "days": days,
             "curated_examples": curated, "mean_quality": round(mean_q, 3) if mean_q is not None else None}
 

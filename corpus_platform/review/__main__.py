@@ -13,11 +13,13 @@ import os
 import secrets
 import sys
 import webbrowser
+from contextlib import ExitStack
 
 import duckdb
 
 from corpus_platform.schema import utcnow
 from corpus_platform.settings import FILE_SOURCES, Layout
+from corpus_platform.warehouse import connect
 
 DEFAULT_PORT = 8765
 
@@ -26,16 +28,15 @@ def _scalar(layout: Layout, sql: str, params: list | None = None) -> int | None:
     """A count from the warehouse read-only; None when the file or the table is missing."""
     if not layout.warehouse.exists():
         return None
-    try:
-        con = duckdb.connect(str(layout.warehouse), read_only=True)
-    except duckdb.Error as e:  # not "no data": a run holds the write lock
-        raise SystemExit(f"the warehouse is busy (a Dagster run is writing it): retry in a moment, or pass --no-build ({e})")
-    try:
-        return con.execute(sql, params or []).fetchone()[0]
-    except duckdb.CatalogException:
-        return None
-    finally:
-        con.close()
+    with ExitStack() as stack:
+        try:  # under the warehouse's file lock
+            con = stack.enter_context(connect(layout.warehouse, read_only=True))
+        except duckdb.Error as e:  # not "no data": a writer that does not take the lock holds the file
+            raise SystemExit(f"the warehouse is busy (a Dagster run is writing it): retry in a moment, or pass --no-build ({e})")
+        try:
+            return con.execute(sql, params or []).fetchone()[0]
+        except duckdb.CatalogException:
+            return None
 
 
 def prepare(layout: Layout, rebuild: bool = False, log=print) -> None:

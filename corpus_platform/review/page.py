@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -39,7 +40,7 @@ from corpus_platform.review.journal import (append_verdict, identity_of, journal
                                             read_verdicts)
 from corpus_platform.review.queue import pending_queue
 from corpus_platform.review.static import APP_CSS, APP_JS, PAGE_HTML
-from corpus_platform.warehouse_lock import warehouse_lock
+from corpus_platform.warehouse import connect
 from corpus_platform.settings import Layout
 
 TOKEN_HEADER = "X-Review-Token"
@@ -158,18 +159,15 @@ class ReviewStore:
             if stamp[0] is None:
                 self._snapshot, self._stamp = Snapshot(note=f"No warehouse at {self.layout.warehouse}: run make demo."), stamp
                 return self._snapshot
-            with warehouse_lock(self.layout.warehouse):  # a step holds it only while its session is open
-                try:
-                    con = duckdb.connect(str(self.layout.warehouse), read_only=True)
+            with ExitStack() as stack:
+                try:  # under the warehouse's file lock: a step holds it only while its session is open
+                    con = stack.enter_context(connect(self.layout.warehouse, read_only=True))
                 except duckdb.Error as e:  # a writer that does not take the lock
                     if self._snapshot is not None:
                         self.stale = f"showing the queue as last read: the warehouse is busy ({type(e).__name__})"
                         return self._snapshot
                     raise WarehouseBusy(f"the warehouse is busy (a run is writing it); retry in a moment: {e}") from e
-                try:
-                    self._snapshot = load_snapshot(con)
-                finally:
-                    con.close()
+                self._snapshot = load_snapshot(con)
             self._stamp, self.stale = stamp, None
             return self._snapshot
 

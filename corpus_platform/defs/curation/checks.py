@@ -9,12 +9,10 @@ from dagster_duckdb import DuckDBResource
 from corpus_platform.curation.exports import latest_export
 from corpus_platform.curation.pii import PII_TYPES, scan_export
 from corpus_platform.defs.curation.assets import dataset_splits, judged_examples, training_exports
+from corpus_platform.defs.curation.partition_checks import one as _one
 from corpus_platform.defs.curation.resources import CurationSettings, LLMJudge
 from corpus_platform.defs.partitions import WAREHOUSE_POOL
 from corpus_platform.defs.resources import CorpusHome, warehouse
-
-def _one(con, sql: str, params: list) -> tuple:
-    return con.execute(sql, params).fetchone()
 
 
 @dg.asset_check(asset=dataset_splits, pool=WAREHOUSE_POOL, blocking=True,

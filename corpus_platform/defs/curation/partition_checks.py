@@ -27,12 +27,13 @@ def _spec(asset: str, name: str, description: str, blocking: bool = True) -> dg.
                              partitions_def=corpus_partitions)
 
 
-def _one(con, sql: str, params) -> tuple:
+def one(con, sql: str, params) -> tuple:
+    """The single row of a check's query."""
     return con.execute(sql, params).fetchone()
 
 
 def required_fields_present(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, bad = _one(con, """
+    rows, bad = one(con, """
         SELECT count(*), count(*) FILTER (WHERE example_id IS NULL OR example_id = '' OR source_id IS NULL
             OR source_id = '' OR messages IS NULL OR len(messages) = 0 OR collected_at IS NULL
             OR list_count(list_filter(messages, m -> m.role IS NULL OR m.content IS NULL)) > 0)
@@ -42,7 +43,7 @@ def required_fields_present(con, day: date, source: str, curation: CurationSetti
 
 
 def rejection_rate_within_trailing_week(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, rejected, week_rows, week_rejected = _one(con, """
+    rows, rejected, week_rows, week_rejected = one(con, """
         SELECT count(*) FILTER (WHERE date = $day), count(*) FILTER (WHERE date = $day AND decision <> 'kept'),
                count(*) FILTER (WHERE date < $day), count(*) FILTER (WHERE date < $day AND decision <> 'kept')
         FROM corpus.decisions WHERE stage = 'filter' AND source = $source
@@ -62,7 +63,7 @@ def rejection_rate_within_trailing_week(con, day: date, source: str, curation: C
 
 
 def toxicity_share_below_threshold(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, toxic = _one(con, """
+    rows, toxic = one(con, """
         SELECT count(*), count(*) FILTER (WHERE rule = 'toxicity') FROM corpus.decisions
         WHERE stage = 'filter' AND date = ? AND source = ?""", [day, source])
     share = toxic / rows if rows else 0.0
@@ -75,7 +76,7 @@ def toxicity_share_below_threshold(con, day: date, source: str, curation: Curati
 
 
 def language_share(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, allowed = _one(con, """
+    rows, allowed = one(con, """
         SELECT count(*), count(*) FILTER (WHERE list_contains(?, json_extract_string(metadata, '$.curation.lang')))
         FROM corpus.filtered_examples WHERE date = ? AND source = ?""", [list(curation.allowed_languages), day, source])
     share = allowed / rows if rows else 1.0
@@ -87,7 +88,7 @@ def language_share(con, day: date, source: str, curation: CurationSettings) -> d
 
 
 def no_exact_duplicates_within_partition(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, within, indexed = _one(con, """
+    rows, within, indexed = one(con, """
         SELECT count(*), count(*) - count(DISTINCT content_hash),
                (SELECT count(DISTINCT example_id) FROM corpus.minhash_bands WHERE date = ? AND source = ?)
         FROM corpus.deduplicated_examples WHERE date = ? AND source = ?""", [day, source, day, source])
@@ -97,7 +98,7 @@ def no_exact_duplicates_within_partition(con, day: date, source: str, curation: 
 
 
 def mean_quality_above_threshold(con, day: date, source: str, curation: CurationSettings) -> dg.AssetCheckResult:
-    rows, mean = _one(con, "SELECT count(*), avg(quality_score) FROM corpus.scored_examples WHERE date = ? AND source = ?",
+    rows, mean = one(con, "SELECT count(*), avg(quality_score) FROM corpus.scored_examples WHERE date = ? AND source = ?",
                       [day, source])
     mean = float(mean) if mean is not None else 0.0
     return dg.AssetCheckResult(
@@ -111,7 +112,7 @@ def every_example_accounted_for(con, day: date, source: str, curation: CurationS
     stages = [("raw_examples", "filter"), ("filtered_examples", "dedup"), ("deduplicated_examples", "score")]
     metadata, passed = {}, True
     for table, stage in stages:
-        missing, doubled = _one(con, f"""
+        missing, doubled = one(con, f"""
             WITH d AS (SELECT example_id, count(*) AS n FROM corpus.decisions
                        WHERE stage = ? AND date = ? AND source = ? GROUP BY example_id)
             SELECT count(*) FILTER (WHERE d.example_id IS NULL), count(*) FILTER (WHERE d.n > 1)
