@@ -45,20 +45,38 @@ def test_a_second_process_waits_for_the_first_and_never_fails_on_duckdbs_lock(tm
 
 def test_nested_blocks_and_threads_of_one_process_share_one_lock(tmp_path):
     db = str(tmp_path / "w.duckdb")
-    seen = []
+    spawn = mp.get_context("spawn")
+    seen, probes = [], []
 
-    def worker():
-        with warehouse_lock(db) as waited:
-            seen.append(waited)
+    def probe() -> str:  # another process trying the flock without waiting
+        out = spawn.Queue()
+        p = spawn.Process(target=_try_lock, args=(db, out))
+        p.start()
+        p.join(60)
+        return out.get(timeout=5)
 
+    def scenario() -> None:
+        with warehouse_lock(db):
+            with warehouse_lock(db):  # nested in the same thread
+                probes.append(probe())
+            t = threading.Thread(target=lambda: seen.append(_hold(db)))
+            t.start()
+            t.join(5)
+            seen.append(not t.is_alive())  # a thread of the holding process did not wait for its own process
+            probes.append(probe())  # still held after the nested block and the thread left
+        probes.append(probe())  # released when the outermost block left
+
+    runner = threading.Thread(target=scenario, daemon=True)
+    runner.start()
+    runner.join(120)
+    assert not runner.is_alive(), "a nested block or a thread deadlocked on the process's own lock"
+    assert seen == [True, True]
+    assert probes == ["blocked", "blocked", "acquired"]
+
+
+def _hold(db: str) -> bool:
     with warehouse_lock(db):
-        with warehouse_lock(db) as inner:  # a nested block does not deadlock on itself
-            assert inner == 0 or inner < 0.5
-        t = threading.Thread(target=worker)
-        t.start()
-        t.join(5)
-        assert not t.is_alive(), "a thread of the holding process blocked on its own process's lock"
-    assert len(seen) == 1
+        return True
 
 
 def _try_lock(db: str, out) -> None:
