@@ -40,7 +40,7 @@ sys.path.insert(0, os.environ.get("PIPELINE_SRC") or str(HERE.parent))
 import polars as pl  # noqa: E402
 
 from corpus_platform.curation.datasets import rebuild_splits  # noqa: E402
-from corpus_platform.curation.global_dedup import resolve_clusters  # noqa: E402
+from corpus_platform.curation.global_dedup import cluster_writes, resolve_clusters  # noqa: E402
 from corpus_platform.defs.curation.resources import CurationSettings  # noqa: E402
 from corpus_platform.warehouse import connect, query, replace_rows  # noqa: E402
 from pipeline_corpus import FIRST_DAY, corpus_file, day_after, partitions, read_docs, to_examples  # noqa: E402
@@ -95,7 +95,7 @@ def run_global(db: str) -> dict:
     with session(db, m, "clusters") as con:
         m.mark("clusters", "read_s")
         clusters, decisions = resolve_clusters(con, curation.dedup())
-        replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])])
+        replace_rows(con, cluster_writes(clusters, decisions))
         m.rows["clusters"] = int(query(con, "SELECT count(*) AS n FROM corpus.scored_examples")["n"][0])
         m.mark("clusters", "compute_s")
     with session(db, m, "splits") as con:

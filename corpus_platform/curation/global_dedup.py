@@ -119,6 +119,11 @@ def index_writes(result: IndexResult, day, source: str) -> list[tuple]:
             ("example_embeddings", result.embeddings, PARTITION, [day, source])]
 
 
+def cluster_writes(clusters: pl.DataFrame, decisions: pl.DataFrame) -> list[tuple]:
+    """`replace_rows` specs of `resolve_clusters`' result: every cluster and every `cluster` decision, replaced."""
+    return [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])]
+
+
 def _node_frame(df: pl.DataFrame, prefix: str) -> pl.DataFrame:
     return df.select(pl.col("example_id").alias(f"id_{prefix}"), pl.col("source").alias(f"source_{prefix}"),
                      pl.col("date").alias(f"date_{prefix}"))

@@ -10,7 +10,8 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from corpus_platform.curation.datasets import export_splits, rebuild_splits
-from corpus_platform.curation.global_dedup import commit_partition, index_writes, prepare_partition, resolve_clusters
+from corpus_platform.curation.global_dedup import (cluster_writes, commit_partition, index_writes, prepare_partition,
+                                                  resolve_clusters)
 from corpus_platform.curation.filter_stage import run_filter_stage, stats_metadata
 from corpus_platform.curation.scoring import score_examples
 from corpus_platform.curation.decisions import KEPT, REJECTED, decision_rows, empty_decisions, stage_writes
@@ -107,7 +108,7 @@ def scored_examples(context: dg.AssetExecutionContext, duckdb: DuckDBResource, c
 def duplicate_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, curation: CurationSettings) -> dg.MaterializeResult:
     with warehouse(duckdb) as con:
         clusters, decisions = resolve_clusters(con, curation.dedup())
-        replace_rows(con, [("duplicate_clusters", clusters, "TRUE", []), ("decisions", decisions, "stage = ?", ["cluster"])])
+        replace_rows(con, cluster_writes(clusters, decisions))
     removed = clusters.filter(pl.col("kind") != "kept")
     sizes = clusters.filter(pl.col("kind") == "kept").group_by("size").len().sort("size")
     context.log.info(f"duplicate clusters: {sizes.height and int(sizes['len'].sum())} clusters, {removed.height} examples removed")
