@@ -108,11 +108,16 @@ def normalize_texts(texts: pl.Series, steps: SocialSteps = SocialSteps()) -> pl.
     """`social_text(normalize_text(...))` on a Series, the same output: NFKC runs only on the non-ASCII
     texts, and the social steps only on the texts with a '#' or a tripled lowercase letter (they leave
     the others unchanged)."""
-    texts = _where(texts, _NON_ASCII, lambda t: t.str.normalize("NFKC"))
+    texts = nfkc(texts)
     texts = texts.to_frame("t").select(_clean(pl.col("t")))["t"]
     if steps.elongation or steps.hashtags:
         texts = _where(texts, _SOCIAL_CANDIDATE, lambda t: t.to_frame("t").select(social_text(pl.col("t"), steps))["t"])
     return texts
+
+
+def nfkc(texts: pl.Series) -> pl.Series:
+    """NFKC of every text, run only on the non-ASCII ones (ASCII text is already NFKC)."""
+    return _where(texts, _NON_ASCII, lambda t: t.str.normalize("NFKC"))
 
 
 def _where(texts: pl.Series, pattern: str, step) -> pl.Series:
