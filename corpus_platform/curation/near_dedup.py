@@ -63,6 +63,7 @@ from corpus_platform.curation.minhash import (
     shingle_hashes,
 )
 from corpus_platform.curation.normalize import nfkc
+
 EXACT_HASHES = ("fast128", "sha256")
 
 
